@@ -47,8 +47,8 @@ func TestWorkloadControllersAndSchedulerAct(t *testing.T) {
 		t.Fatalf("creating statefulset: %v", err)
 	}
 
-	// No node yet: the controllers create the pods and the scheduler reports
-	// them unschedulable.
+	// No node matches yet: the controllers create the pods and the scheduler
+	// reports them unschedulable.
 	eventually(t, time.Minute, "pods created and marked unschedulable", func(ctx context.Context) (bool, string, error) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -122,7 +122,10 @@ func podTemplate(app string) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
 		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: app, Image: "registry.k8s.io/pause:3.10"}},
+			// Only the node this test registers matches, whatever other
+			// nodes the suite runs.
+			NodeSelector: map[string]string{workloadsNodeLabel: "true"},
+			Containers:   []corev1.Container{{Name: app, Image: "registry.k8s.io/pause:3.10"}},
 		},
 	}
 }
@@ -142,12 +145,14 @@ func ownedReplicaSets(ctx context.Context, t *testing.T, ns, deployment string) 
 	return owned
 }
 
+const workloadsNodeLabel = "e2e.kube-eip.io/workloads"
+
 // registerNode adds a Ready node with room for pods, without a kubelet: the
 // scheduler binds to it but nothing runs. Its pods are force-deleted and the
 // node removed when the test ends.
 func registerNode(ctx context.Context, t *testing.T, name string) string {
 	t.Helper()
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name}}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name, workloadsNodeLabel: "true"}}}
 	created, err := kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating node: %v", err)

@@ -10,11 +10,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
 	"github.com/kube-eip/kube-eip/e2e/devstack"
 )
 
 func main() {
-	opts := devstack.Options{Log: os.Stdout}
+	opts := devstack.Options{Log: zap.New()}
 	flag.StringVar(&opts.Dir, "dir", ".dev", "state directory of the stack")
 	flag.StringVar(&opts.BinDir, "bin-dir", "", "directory of the control-plane binaries (default: bin/ of this repository)")
 	flag.Parse()

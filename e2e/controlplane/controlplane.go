@@ -269,7 +269,11 @@ func waitHealthy(ctx context.Context, p *process, check healthCheck) error {
 	if p.exited() {
 		return p.exitError()
 	}
-	return fmt.Errorf("waiting for %s to become healthy (last: %.300v): %w; log %s:\n%s", p.name, last, err, p.logPath, p.tail(20))
+	reason := fmt.Sprint(last)
+	if len(reason) > 300 {
+		reason = reason[:300] + "…"
+	}
+	return fmt.Errorf("waiting for %s to become healthy (last: %s): %w; log %s:\n%s", p.name, reason, err, p.logPath, p.tail(20))
 }
 
 func (cp *ControlPlane) apiReadyCheck() healthCheck {

@@ -8,11 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	"github.com/kube-eip/kube-eip/e2e/controlplane"
 )
@@ -23,8 +24,8 @@ type Options struct {
 	Dir string
 	// BinDir holds the control-plane binaries (bin/ by default).
 	BinDir string
-	// Log receives progress lines.
-	Log io.Writer
+	// Log receives progress messages.
+	Log logr.Logger
 }
 
 // Files the stack writes into Dir for users and for hack/dev.sh.
@@ -38,9 +39,6 @@ const (
 // Run starts the stack, writes the user's files, and blocks until ctx ends
 // or a component dies; it stops everything before returning.
 func Run(ctx context.Context, opts Options) error {
-	if opts.Log == nil {
-		opts.Log = io.Discard
-	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return err
@@ -56,17 +54,18 @@ func Run(ctx context.Context, opts Options) error {
 	defer func() { _ = os.Remove(filepath.Join(dir, PIDFile)) }()
 
 	start := time.Now()
-	fmt.Fprintf(opts.Log, "starting control plane in %s\n", filepath.Join(dir, "cluster"))
+	log := opts.Log
+	log.Info("starting control plane", "dir", filepath.Join(dir, "cluster"))
 	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(dir, "cluster"), BinDir: opts.BinDir})
 	if err != nil {
 		return fmt.Errorf("starting the control plane: %w", err)
 	}
 	defer func() {
 		_ = os.Remove(ready)
-		fmt.Fprintln(opts.Log, "stopping control plane")
+		log.Info("stopping control plane")
 		_ = cp.Stop()
 	}()
-	fmt.Fprintf(opts.Log, "control plane ready at %s in %s\n", cp.APIServerURL, time.Since(start).Round(time.Millisecond))
+	log.Info("control plane ready", "url", cp.APIServerURL, "took", time.Since(start).Round(time.Millisecond))
 
 	if err := writeUserFiles(dir, cp.KubeconfigPath, opts.BinDir); err != nil {
 		return err
