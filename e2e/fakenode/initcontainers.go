@@ -1,0 +1,234 @@
+package fakenode
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// advanceInit moves the pod's init containers along in order: ones without
+// a local binary finish at once, a local one runs as a process until it
+// exits, a failed one is restarted after a capped exponential backoff (or
+// fails the pod under restartPolicy Never). It returns when to look again;
+// 0 means at the next event, which a process's exit also sends.
+func (k *Kubelet) advanceInit(pod *corev1.Pod, st *podState, hostIP string) (time.Duration, error) {
+	if !st.containersStarted.IsZero() || st.failed {
+		return 0, nil
+	}
+	// The volumes are kept current while a local process may read them:
+	// the project's wait container watches its labels file for a change.
+	var volumes map[string]string
+	if k.pendingLocalInit(pod, st) {
+		var err error
+		if volumes, err = syncVolumes(pod, st.dir); err != nil {
+			return 0, fmt.Errorf("materializing the volumes of %s: %w", st.key, err)
+		}
+	}
+	now := time.Now()
+	for i := range pod.Spec.InitContainers {
+		c, r := &pod.Spec.InitContainers[i], st.inits[i]
+		if r.done != nil {
+			continue
+		}
+		bin, local := k.localBinary(c.Image)
+		if !local || isSidecar(c) {
+			t := metav1.NewTime(now.Truncate(time.Second))
+			r.done = &corev1.ContainerStateTerminated{
+				Reason: "Completed", StartedAt: t, FinishedAt: t,
+				ContainerID: containerID(pod.UID, c.Name, r.restarts),
+			}
+			continue
+		}
+		if r.proc != nil {
+			if !r.proc.exited() {
+				return 0, nil
+			}
+			k.reap(pod, c, r, now)
+			if r.done != nil {
+				continue
+			}
+		}
+		if r.lastFailure != nil && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			st.failed = true
+			return 0, nil
+		}
+		if wait := r.retryAt.Sub(now); wait > 0 {
+			return wait, nil
+		}
+		if err := k.startInit(pod, st, c, r, bin, hostIP, volumes); err != nil {
+			r.waitReason, r.waitMessage = "CreateContainerConfigError", err.Error()
+			return 0, fmt.Errorf("starting init container %s of %s: %w", c.Name, st.key, err)
+		}
+		return 0, nil
+	}
+	st.containersStarted = metav1.NewTime(now.Truncate(time.Second))
+	return 0, nil
+}
+
+// pendingLocalInit tells whether a local init container has yet to finish.
+func (k *Kubelet) pendingLocalInit(pod *corev1.Pod, st *podState) bool {
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		if _, local := k.localBinary(c.Image); local && !isSidecar(c) && st.inits[i].done == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// isSidecar tells a restartable init container, which keeps running beside
+// the app; it is started, like the app's containers, without a process.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// reap records how a finished process ended.
+func (k *Kubelet) reap(pod *corev1.Pod, c *corev1.Container, r *initRun, now time.Time) {
+	p := r.proc
+	r.proc = nil
+	term := &corev1.ContainerStateTerminated{
+		ExitCode:    p.exitCode,
+		StartedAt:   r.running,
+		FinishedAt:  metav1.NewTime(now.Truncate(time.Second)),
+		ContainerID: containerID(pod.UID, c.Name, r.restarts),
+	}
+	if p.exitCode == 0 {
+		term.Reason = "Completed"
+		r.done = term
+		return
+	}
+	term.Reason, term.Message = "Error", p.tail()
+	r.lastFailure = term
+	if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Init container %s exited with code %d", c.Name, p.exitCode)
+		return
+	}
+	delay := k.opts.CrashLoopBackOff.delay(r.restarts + 1)
+	r.retryAt = now.Add(delay)
+	k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off %s restarting failed container %s in pod %s", delay, c.Name, pod.Name)
+}
+
+func (k *Kubelet) startInit(pod *corev1.Pod, st *podState, c *corev1.Container, r *initRun, bin, hostIP string, volumes map[string]string) error {
+	args, env, err := processArgs(pod, c, st.ip, hostIP, mountRewrites(c, volumes))
+	if err != nil {
+		return err
+	}
+	restarts := r.restarts
+	if r.ran {
+		restarts++
+	}
+	dir := filepath.Join(st.dir, c.Name)
+	proc, err := startProcess(processSpec{
+		binary:  bin,
+		args:    args,
+		env:     env,
+		dir:     dir,
+		logPath: filepath.Join(dir, strconv.Itoa(int(restarts))+".log"),
+	}, func() { k.queue.Add(queueKey{name: st.key}) })
+	if err != nil {
+		return err
+	}
+	r.proc, r.ran, r.restarts = proc, true, restarts
+	r.running = metav1.NewTime(time.Now().Truncate(time.Second))
+	r.waitReason, r.waitMessage = "", ""
+	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s (local process %s)", c.Name, bin)
+	k.log.V(2).Info("started init container", "pod", st.key, "container", c.Name, "binary", bin, "args", args, "log", proc.logPath)
+	return nil
+}
+
+// mountRewrites maps the container's mount paths of materialized volumes
+// to their host directories.
+func mountRewrites(c *corev1.Container, volumes map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		if dir, ok := volumes[m.Name]; ok {
+			out[m.MountPath] = filepath.Join(dir, m.SubPath)
+		}
+	}
+	return out
+}
+
+// processArgs builds a local process's arguments and environment from a
+// container: the command minus its first word (the binary stands in for
+// it) then the args, $(VAR) references expanded, env values from literals
+// and fieldRefs, and every mount path rewritten to its host directory.
+func processArgs(pod *corev1.Pod, c *corev1.Container, podIP, hostIP string, mounts map[string]string) (args, env []string, err error) {
+	if len(c.EnvFrom) > 0 {
+		return nil, nil, errors.New("envFrom is not supported for local images")
+	}
+	vars := map[string]string{}
+	lookup := func(name string) (string, bool) {
+		v, ok := vars[name]
+		return v, ok
+	}
+	var order []string
+	for _, e := range c.Env {
+		value := expand(e.Value, lookup)
+		if e.ValueFrom != nil {
+			if e.ValueFrom.FieldRef == nil {
+				return nil, nil, fmt.Errorf("env %s: only fieldRef sources are supported for local images", e.Name)
+			}
+			if value, err = fieldValue(pod, e.ValueFrom.FieldRef.FieldPath, podIP, hostIP); err != nil {
+				return nil, nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+		}
+		if _, seen := vars[e.Name]; !seen {
+			order = append(order, e.Name)
+		}
+		vars[e.Name] = value
+	}
+	rewrite := pathRewriter(mounts)
+	var words []string
+	if len(c.Command) > 0 {
+		words = append(words, c.Command[1:]...)
+	}
+	for _, w := range append(words, c.Args...) {
+		args = append(args, rewrite.Replace(expand(w, lookup)))
+	}
+	hostname := cmp.Or(pod.Spec.Hostname, pod.Name)
+	// A local binary runs on this machine: it keeps the host's PATH and HOME.
+	env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "HOSTNAME=" + hostname}
+	for _, name := range order {
+		env = append(env, name+"="+rewrite.Replace(vars[name]))
+	}
+	return args, env, nil
+}
+
+// pathRewriter replaces mount paths, longest first, in one pass so that a
+// host directory is never rewritten again.
+func pathRewriter(mounts map[string]string) *strings.Replacer {
+	paths := make([]string, 0, len(mounts))
+	for p := range mounts {
+		paths = append(paths, p)
+	}
+	slices.SortFunc(paths, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+	pairs := make([]string, 0, 2*len(paths))
+	for _, p := range paths {
+		pairs = append(pairs, p, mounts[p])
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// containerID is a stable runtime id for one run of a container.
+func containerID(uid types.UID, name string, restarts int32) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%s/%d", uid, name, restarts)))
+	return "containerd://" + hex.EncodeToString(sum[:])
+}
+
+// imageID is a made-up digest reference for an image.
+func imageID(image string) string {
+	sum := sha256.Sum256([]byte(image))
+	return imageRepository(image) + "@sha256:" + hex.EncodeToString(sum[:])
+}

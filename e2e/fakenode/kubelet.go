@@ -1,0 +1,329 @@
+package fakenode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+)
+
+// Kubelet runs a group of fake nodes and the pods bound to them.
+type Kubelet struct {
+	opts        Options
+	client      kubernetes.Interface
+	ec2         EC2API
+	log         logr.Logger
+	workDir     string
+	tempWorkDir bool
+	version     string
+
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
+
+	podFactory, nodeFactory informers.SharedInformerFactory
+	pods                    corelisters.PodLister
+	nodeLister              corelisters.NodeLister
+	queue                   workqueue.TypedRateLimitingInterface[queueKey]
+
+	mu    sync.Mutex
+	nodes map[string]*node     // by node name
+	state map[string]*podState // by namespace/name
+
+	cancel   context.CancelFunc
+	workers  sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// queueKey is one unit of work: a pod (namespace/name) or a node (name).
+type queueKey struct {
+	node bool
+	name string
+}
+
+// Start registers the nodes (adopting those a previous Kubelet of the same
+// group left behind), then handles their pods until Stop. ctx bounds the
+// start only.
+func Start(ctx context.Context, opts Options) (*Kubelet, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = klog.FromContext(ctx)
+	}
+	k := &Kubelet{
+		opts:  opts,
+		ec2:   opts.EC2,
+		log:   opts.Logger.WithName("fakenode").WithValues("group", opts.Group),
+		nodes: map[string]*node{},
+		state: map[string]*podState{},
+	}
+	if k.client = opts.Client; k.client == nil {
+		if k.client, err = kubernetes.NewForConfig(opts.Config); err != nil {
+			return nil, fmt.Errorf("building a client: %w", err)
+		}
+	}
+	if err := k.setUpWorkDir(); err != nil {
+		return nil, err
+	}
+	if err := k.start(ctx); err != nil {
+		k.Stop()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kubelet) setUpWorkDir() error {
+	k.workDir = k.opts.WorkDir
+	if k.workDir == "" {
+		dir, err := os.MkdirTemp("", "kube-eip-fakenode-")
+		if err != nil {
+			return fmt.Errorf("creating work directory: %w", err)
+		}
+		k.workDir, k.tempWorkDir = dir, true
+	}
+	if err := os.MkdirAll(k.workDir, 0o755); err != nil {
+		return fmt.Errorf("creating work directory: %w", err)
+	}
+	return nil
+}
+
+func (k *Kubelet) start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(logr.NewContext(context.WithoutCancel(ctx), k.log))
+	k.cancel = cancel
+	// Retries start fast (a pod waiting for an address should not wait
+	// long) and stop growing at 30s, so a throttled EC2 or a full ENI does
+	// not park a pod for the default limiter's 1000s.
+	k.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[queueKey](100*time.Millisecond, 30*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[queueKey]{Name: "fakenode-" + k.opts.Group},
+	)
+	k.broadcaster = record.NewBroadcaster(record.WithContext(runCtx))
+	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	k.recorder = k.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet"})
+
+	k.version = "v0.0.0"
+	if v, err := k.client.Discovery().ServerVersion(); err == nil {
+		k.version = v.GitVersion
+	}
+	if err := k.registerNodes(ctx); err != nil {
+		return err
+	}
+	if err := k.startInformers(ctx, runCtx); err != nil {
+		return err
+	}
+	if err := k.rebuild(ctx); err != nil {
+		return err
+	}
+	for range k.opts.Workers {
+		k.workers.Go(func() {
+			for k.processNext(runCtx) {
+			}
+		})
+	}
+	for _, name := range k.NodeNames() {
+		k.queue.Add(queueKey{node: true, name: name})
+	}
+	k.log.Info("fake nodes running", "nodes", k.NodeNames(), "prefixDelegation", k.opts.PrefixDelegation, "workDir", k.workDir)
+	return nil
+}
+
+// stripManagedFields keeps the caches small; nothing here reads them.
+func stripManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+func (k *Kubelet) startInformers(ctx, runCtx context.Context) error {
+	k.podFactory = informers.NewSharedInformerFactoryWithOptions(k.client, 0,
+		informers.WithTransform(stripManagedFields),
+		// Pods nobody has scheduled yet are none of a kubelet's business.
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName!=" }),
+	)
+	k.nodeFactory = informers.NewSharedInformerFactoryWithOptions(k.client, 0,
+		informers.WithTransform(stripManagedFields),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelFakeNode + "=" + k.opts.Group }),
+	)
+	podInformer := k.podFactory.Core().V1().Pods()
+	k.pods = podInformer.Lister()
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    k.enqueuePod,
+		UpdateFunc: func(_, obj any) { k.enqueuePod(obj) },
+		DeleteFunc: k.enqueuePod,
+	}); err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	nodeInformer := k.nodeFactory.Core().V1().Nodes()
+	k.nodeLister = nodeInformer.Lister()
+	if _, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		// Only deletions matter: the node's own worker keeps it fresh.
+		DeleteFunc: k.enqueueNode,
+	}); err != nil {
+		return fmt.Errorf("watching nodes: %w", err)
+	}
+	k.podFactory.Start(runCtx.Done())
+	k.nodeFactory.Start(runCtx.Done())
+	for typ, ok := range k.podFactory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("syncing the %v cache: %w", typ, context.Cause(ctx))
+		}
+	}
+	for typ, ok := range k.nodeFactory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("syncing the %v cache: %w", typ, context.Cause(ctx))
+		}
+	}
+	return nil
+}
+
+func (k *Kubelet) enqueuePod(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	k.mu.Lock()
+	_, ours := k.nodes[pod.Spec.NodeName]
+	k.mu.Unlock()
+	if ours {
+		k.queue.Add(queueKey{name: pod.Namespace + "/" + pod.Name})
+	}
+}
+
+func (k *Kubelet) enqueueNode(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	if n, ok := obj.(*corev1.Node); ok {
+		k.queue.Add(queueKey{node: true, name: n.Name})
+	}
+}
+
+func (k *Kubelet) processNext(ctx context.Context) bool {
+	key, shutdown := k.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer k.queue.Done(key)
+	var after time.Duration
+	var err error
+	if key.node {
+		after, err = k.syncNode(ctx, key.name)
+	} else {
+		after, err = k.syncPod(ctx, key.name)
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Stopping: the next Kubelet picks the work up.
+	case err != nil:
+		k.log.Error(err, "sync failed, retrying", "node", key.node, "key", key.name)
+		k.queue.AddRateLimited(key)
+	case after > 0:
+		k.queue.Forget(key)
+		k.queue.AddAfter(key, after)
+	default:
+		k.queue.Forget(key)
+	}
+	return true
+}
+
+// Stop stops handling pods and nodes and kills the local processes. The
+// nodes, their instances and the pods stay, so a later Start resumes.
+func (k *Kubelet) Stop() {
+	k.stopOnce.Do(func() {
+		if k.cancel != nil {
+			k.cancel()
+		}
+		if k.queue != nil {
+			k.queue.ShutDown()
+		}
+		k.workers.Wait()
+		if k.podFactory != nil {
+			k.podFactory.Shutdown()
+			k.nodeFactory.Shutdown()
+		}
+		k.mu.Lock()
+		states := make([]*podState, 0, len(k.state))
+		for _, st := range k.state {
+			states = append(states, st)
+		}
+		k.mu.Unlock()
+		for _, st := range states {
+			st.mu.Lock()
+			st.killProcesses(0)
+			st.mu.Unlock()
+		}
+		for _, st := range states {
+			st.waitProcesses()
+		}
+		if k.broadcaster != nil {
+			k.broadcaster.Shutdown()
+		}
+		if k.tempWorkDir {
+			if err := os.RemoveAll(k.workDir); err != nil {
+				k.log.Error(err, "removing work directory", "dir", k.workDir)
+			}
+		}
+	})
+}
+
+// NodeInfo describes one fake node and the EC2 resources behind it.
+type NodeInfo struct {
+	Name       string
+	InstanceID string
+	ENIID      string
+	Zone       string
+	SubnetID   string
+	PrivateIP  string
+}
+
+// Nodes lists the nodes this Kubelet runs, by name.
+func (k *Kubelet) Nodes() []NodeInfo {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := make([]NodeInfo, 0, len(k.nodes))
+	for _, n := range k.nodes {
+		out = append(out, n.info())
+	}
+	slices.SortFunc(out, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// NodeNames lists the names of the nodes this Kubelet runs.
+func (k *Kubelet) NodeNames() []string {
+	nodes := k.Nodes()
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// NodeSelector selects this Kubelet's nodes, for pods that must land there.
+func (k *Kubelet) NodeSelector() map[string]string {
+	return map[string]string{LabelFakeNode: k.opts.Group}
+}
+
+// WorkDir is where pods' volumes and process logs live.
+func (k *Kubelet) WorkDir() string { return k.workDir }

@@ -1,0 +1,136 @@
+package fakenode
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// podState is what the Kubelet knows about one pod beyond its object: the
+// address it gave it and how its init containers are doing. The queue never
+// syncs one pod twice at once; mu guards against the node and Stop paths,
+// which tear pods down from elsewhere.
+type podState struct {
+	mu sync.Mutex
+
+	key  string // namespace/name
+	uid  types.UID
+	node string
+	dir  string // under the work dir: logs and volumes
+
+	ip                string
+	startTime         metav1.Time
+	containersStarted metav1.Time // zero until every init container is done
+	inits             []*initRun
+
+	failed   bool // an init container failed and the pod may not restart it
+	released bool // ip went back to the node
+	killing  bool // processes were told to stop for the pod's deletion
+	deleted  bool // the grace-0 delete was sent; only finalizers hold it
+	gone     bool // torn down; nothing more to do
+}
+
+// initRun is one init container's progress.
+type initRun struct {
+	name     string
+	restarts int32
+	ran      bool // it ran at least once, so the next start is a restart
+
+	proc    *process
+	running metav1.Time // when proc started
+
+	done        *corev1.ContainerStateTerminated // it finished with exit code 0
+	lastFailure *corev1.ContainerStateTerminated
+	retryAt     time.Time
+
+	// waiting explains why it cannot start (bad env reference, say).
+	waitReason, waitMessage string
+}
+
+func (k *Kubelet) newPodState(pod *corev1.Pod) *podState {
+	st := &podState{
+		key:       pod.Namespace + "/" + pod.Name,
+		uid:       pod.UID,
+		node:      pod.Spec.NodeName,
+		dir:       filepath.Join(k.workDir, "pods", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID)),
+		startTime: metav1.NewTime(time.Now().Truncate(time.Second)),
+	}
+	if pod.Status.StartTime != nil {
+		st.startTime = *pod.Status.StartTime
+	}
+	// Pick up where an earlier Kubelet left off: finished init containers
+	// stay finished, failures keep their count; one that was running is
+	// started again, as after a node reboot.
+	statuses := map[string]corev1.ContainerStatus{}
+	for _, cs := range pod.Status.InitContainerStatuses {
+		statuses[cs.Name] = cs
+	}
+	allDone := true
+	for _, c := range pod.Spec.InitContainers {
+		r := &initRun{name: c.Name}
+		if cs, ok := statuses[c.Name]; ok {
+			r.restarts = cs.RestartCount
+			if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
+				r.done = t.DeepCopy()
+			} else if t != nil {
+				r.lastFailure, r.ran = t.DeepCopy(), true
+			}
+			if t := cs.LastTerminationState.Terminated; t != nil && r.done == nil {
+				r.lastFailure, r.ran = t.DeepCopy(), true
+			}
+		}
+		allDone = allDone && r.done != nil
+		st.inits = append(st.inits, r)
+	}
+	if allDone {
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.State.Running != nil {
+				st.containersStarted = cs.State.Running.StartedAt
+				break
+			}
+		}
+	}
+	return st
+}
+
+// processes lists the processes still running.
+func (st *podState) processes() []*process {
+	var out []*process
+	for _, r := range st.inits {
+		if r.proc != nil && !r.proc.exited() {
+			out = append(out, r.proc)
+		}
+	}
+	return out
+}
+
+// killProcesses tells the processes to stop, killing them after grace.
+func (st *podState) killProcesses(grace time.Duration) {
+	for _, p := range st.processes() {
+		p.stop(grace)
+	}
+}
+
+// waitProcesses blocks until the processes are gone; it must be called
+// without mu, after killProcesses.
+func (st *podState) waitProcesses() {
+	st.mu.Lock()
+	procs := st.processes()
+	st.mu.Unlock()
+	for _, p := range procs {
+		<-p.done
+	}
+}
+
+// finish tears the pod down locally: processes killed, volumes removed.
+// Logs stay for whoever debugs the run.
+func (st *podState) finish(grace time.Duration) {
+	st.killProcesses(grace)
+	_ = os.RemoveAll(filepath.Join(st.dir, volumesDir))
+	st.gone = true
+}
