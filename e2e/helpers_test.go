@@ -29,7 +29,7 @@ func newNamespace(t *testing.T) string {
 	t.Cleanup(func() {
 		_ = kube.CoreV1().Namespaces().Delete(context.Background(), created.Name, metav1.DeleteOptions{})
 	})
-	if err := cluster.WaitForServiceAccount(ctx, created.Name); err != nil {
+	if err := env.ControlPlane.WaitForServiceAccount(ctx, created.Name); err != nil {
 		t.Fatalf("waiting for the default service account of %s: %v", created.Name, err)
 	}
 	return created.Name

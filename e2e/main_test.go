@@ -1,26 +1,44 @@
 // Package e2e holds kube-eip's end-to-end suite: each test tells one user
-// story against a real control plane started from source for the package.
+// story against a real control plane, the EC2 emulator through the real AWS
+// SDK, and fake nodes, all started for the package.
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-eip/kube-eip/e2e/controlplane"
+	"github.com/kube-eip/kube-eip/e2e/stack"
+	"github.com/kube-eip/kube-eip/e2e/testmain"
 )
 
 var (
-	cluster *controlplane.ControlPlane
-	kube    kubernetes.Interface
+	env    *stack.Stack
+	kube   kubernetes.Interface
+	ec2api *ec2.Client
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(controlplane.RunTests(m, controlplane.Options{}, func(cp *controlplane.ControlPlane) error {
-		cluster = cp
-		var err error
-		kube, err = kubernetes.NewForConfig(cp.RESTConfig())
-		return err
+	start := func(ctx context.Context) (*stack.Stack, error) {
+		return stack.Start(ctx, stack.Options{Log: testLogger()})
+	}
+	os.Exit(testmain.Run(m, start, func(s *stack.Stack) error {
+		env, kube, ec2api = s, s.Kube, s.EC2Client
+		return nil
 	}))
+}
+
+// testLogger writes the stack's logs to stderr under go test -v only.
+func testLogger() logr.Logger {
+	return funcr.New(func(prefix, args string) {
+		if testing.Verbose() {
+			fmt.Fprintln(os.Stderr, prefix, args)
+		}
+	}, funcr.Options{})
 }

@@ -1,7 +1,7 @@
-// Package devstack runs kube-eip's local development stack in one supervisor
-// process: the control plane (and, as they arrive, the EC2 emulator, fake
-// nodes, webhook and binder), with its state under one directory so that a
-// restart resumes the same cluster.
+// Package devstack runs kube-eip's local development stack (make dev) in one
+// supervisor process: the control plane, the EC2 emulator and fake nodes (the
+// webhook and binder join as they arrive), with its state under one
+// directory so that a restart resumes the same cluster and the same EC2.
 package devstack
 
 import (
@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/kube-eip/kube-eip/e2e/controlplane"
+	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
 // Options configures the dev stack.
@@ -24,7 +26,9 @@ type Options struct {
 	Dir string
 	// BinDir holds the control-plane binaries (bin/ by default).
 	BinDir string
-	// Log receives progress messages.
+	// Nodes is the number of fake nodes; 0 means 3.
+	Nodes int
+	// Log receives progress messages and the components' logs.
 	Log logr.Logger
 }
 
@@ -39,6 +43,7 @@ const (
 // Run starts the stack, writes the user's files, and blocks until ctx ends
 // or a component dies; it stops everything before returning.
 func Run(ctx context.Context, opts Options) error {
+	log := opts.Log
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return err
@@ -54,23 +59,25 @@ func Run(ctx context.Context, opts Options) error {
 	defer func() { _ = os.Remove(filepath.Join(dir, PIDFile)) }()
 
 	start := time.Now()
-	log := opts.Log
-	log.Info("starting control plane", "dir", filepath.Join(dir, "cluster"))
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: filepath.Join(dir, "cluster"), BinDir: opts.BinDir})
+	log.Info("starting the dev stack", "dir", dir)
+	s, err := stack.Start(ctx, stack.Options{Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, Log: log})
 	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
+		return err
 	}
 	defer func() {
 		_ = os.Remove(ready)
-		log.Info("stopping control plane")
-		_ = cp.Stop()
+		log.Info("stopping the dev stack")
+		if err := s.Stop(); err != nil {
+			log.Error(err, "stopping the dev stack")
+		}
 	}()
-	log.Info("control plane ready", "url", cp.APIServerURL, "took", time.Since(start).Round(time.Millisecond))
+	log.Info("dev stack ready", "apiserver", s.ControlPlane.APIServerURL, "ec2", s.EC2.URL,
+		"nodes", s.Nodes.NodeNames(), "took", time.Since(start).Round(time.Millisecond))
 
-	if err := writeUserFiles(dir, cp.KubeconfigPath, opts.BinDir); err != nil {
+	if err := writeUserFiles(dir, s, opts.BinDir); err != nil {
 		return err
 	}
-	if err := os.WriteFile(ready, []byte(cp.APIServerURL+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(ready, []byte(s.ControlPlane.APIServerURL+"\n"), 0o644); err != nil {
 		return fmt.Errorf("writing ready file: %w", err)
 	}
 
@@ -81,8 +88,8 @@ func Run(ctx context.Context, opts Options) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			if !cp.Running() {
-				return errors.New("a control-plane component exited; see " + cp.LogDir)
+			if !s.Running() {
+				return errors.New("a control-plane component exited; see " + s.ControlPlane.LogDir)
 			}
 		}
 	}
@@ -90,8 +97,8 @@ func Run(ctx context.Context, opts Options) error {
 
 // writeUserFiles writes .dev/kubeconfig and .dev/env, the files a user
 // points kubectl at or sources into a shell.
-func writeUserFiles(dir, adminKubeconfig, binDir string) error {
-	data, err := os.ReadFile(adminKubeconfig)
+func writeUserFiles(dir string, s *stack.Stack, binDir string) error {
+	data, err := os.ReadFile(s.ControlPlane.KubeconfigPath)
 	if err != nil {
 		return fmt.Errorf("reading admin kubeconfig: %w", err)
 	}
@@ -106,13 +113,19 @@ func writeUserFiles(dir, adminKubeconfig, binDir string) error {
 		}
 		binDir = filepath.Join(root, "bin")
 	}
-	binDir, err = filepath.Abs(binDir)
-	if err != nil {
+	if binDir, err = filepath.Abs(binDir); err != nil {
 		return err
 	}
-	env := fmt.Sprintf("# Source this file to talk to the kube-eip dev stack: . %s\nexport KUBECONFIG=%q\nexport PATH=%q:\"$PATH\"\n",
-		filepath.Join(dir, EnvFile), kubeconfig, binDir)
-	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env), 0o644); err != nil {
+	var env strings.Builder
+	fmt.Fprintf(&env, "# Source this file to talk to the kube-eip dev stack: . %s\n", filepath.Join(dir, EnvFile))
+	fmt.Fprintf(&env, "export KUBECONFIG=%q\n", kubeconfig)
+	fmt.Fprintf(&env, "export PATH=%q:\"$PATH\"\n", binDir)
+	env.WriteString("# The AWS SDK and CLI reach the EC2 emulator with these.\n")
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&env, "export %s=%q\n", k, v)
+	}
+	if err := os.WriteFile(filepath.Join(dir, EnvFile), []byte(env.String()), 0o644); err != nil {
 		return fmt.Errorf("writing env file: %w", err)
 	}
 	return nil

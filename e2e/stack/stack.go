@@ -1,0 +1,180 @@
+// Package stack assembles kube-eip's local test environment: a real control
+// plane, the EC2 emulator and fake nodes that give pods VPC addresses through
+// it. The dev stack (make dev) and the end-to-end suite both run it; they
+// differ only in where the state lives and whether it is kept.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kube-eip/kube-eip/e2e/controlplane"
+	"github.com/kube-eip/kube-eip/e2e/ec2sim"
+	"github.com/kube-eip/kube-eip/e2e/fakenode"
+)
+
+// Options configures a stack. The zero value is a throwaway stack.
+type Options struct {
+	// Dir keeps the stack's state; empty means temporary (removed by Stop).
+	// A kept Dir resumes the same cluster, emulator state and nodes.
+	Dir string
+	// BinDir holds the control-plane binaries (bin/ by default).
+	BinDir string
+	// EC2Listen is the emulator's loopback address; empty reuses the one a
+	// kept Dir used before, or picks a free port.
+	EC2Listen string
+	// EC2 tunes the emulator (quota, throttling, faults); Listen and
+	// StateFile are set by the stack.
+	EC2 ec2sim.Options
+	// Nodes is the number of fake nodes; 0 means 3.
+	Nodes int
+	// PrefixDelegation makes the fake VPC CNI hand out addresses from
+	// delegated /28 prefixes.
+	PrefixDelegation bool
+	// LocalImages maps image repositories to local binaries that the fake
+	// nodes run for init containers of that image.
+	LocalImages map[string]string
+	// Log receives the components' logs.
+	Log logr.Logger
+}
+
+// Region and credentials the emulator is addressed with.
+const (
+	Region          = "us-east-1"
+	accessKeyID     = "kube-eip-local"
+	secretAccessKey = "kube-eip-local-secret" //nolint:gosec // the emulator accepts any credentials; these only name the caller
+)
+
+// Stack is a running environment.
+type Stack struct {
+	ControlPlane *controlplane.ControlPlane
+	EC2          *ec2sim.Server
+	Nodes        *fakenode.Kubelet
+	// Kube and EC2Client are ready-made clients of the control plane and of
+	// the emulator (the real SDK).
+	Kube      kubernetes.Interface
+	EC2Client *ec2.Client
+
+	dir     string
+	tempDir bool
+}
+
+// Start brings the stack up; on error nothing is left running.
+func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
+	s := &Stack{dir: opts.Dir}
+	if s.dir == "" {
+		if s.dir, err = os.MkdirTemp("", "kube-eip-stack-"); err != nil {
+			return nil, fmt.Errorf("creating state directory: %w", err)
+		}
+		s.tempDir = true
+	}
+	defer func() {
+		if err != nil {
+			_ = s.Stop()
+		}
+	}()
+
+	cpOpts := controlplane.Options{BinDir: opts.BinDir}
+	if !s.tempDir {
+		cpOpts.Dir = filepath.Join(s.dir, "cluster")
+	}
+	if s.ControlPlane, err = controlplane.Start(ctx, cpOpts); err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	if s.Kube, err = kubernetes.NewForConfig(s.ControlPlane.RESTConfig()); err != nil {
+		return nil, err
+	}
+
+	simOpts := opts.EC2
+	simOpts.Listen = opts.EC2Listen
+	addrFile := filepath.Join(s.dir, "ec2sim.addr")
+	if !s.tempDir {
+		simOpts.StateFile = filepath.Join(s.dir, "ec2sim.json")
+		if simOpts.Listen == "" {
+			if prev, err := os.ReadFile(addrFile); err == nil {
+				simOpts.Listen = strings.TrimSpace(string(prev))
+			}
+		}
+	}
+	if s.EC2, err = ec2sim.Start(simOpts); err != nil && opts.EC2Listen == "" && simOpts.Listen != "" {
+		// The port of the previous run is taken: any free one will do.
+		simOpts.Listen = ""
+		s.EC2, err = ec2sim.Start(simOpts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("starting the EC2 emulator: %w", err)
+	}
+	if err := os.WriteFile(addrFile, []byte(strings.TrimPrefix(s.EC2.URL, "http://")+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("recording the emulator's address: %w", err)
+	}
+	s.EC2Client = NewEC2Client(s.EC2.URL)
+
+	nodeOpts := fakenode.Options{
+		Client:           s.Kube,
+		EC2:              s.EC2Client,
+		Nodes:            opts.Nodes,
+		ClusterName:      simOpts.ClusterName,
+		PrefixDelegation: opts.PrefixDelegation,
+		LocalImages:      opts.LocalImages,
+		Logger:           opts.Log.WithName("fakenode"),
+	}
+	if !s.tempDir {
+		nodeOpts.WorkDir = filepath.Join(s.dir, "fakenode")
+	}
+	if s.Nodes, err = fakenode.Start(ctx, nodeOpts); err != nil {
+		return nil, fmt.Errorf("starting the fake nodes: %w", err)
+	}
+	return s, nil
+}
+
+// NewEC2Client returns the unmodified SDK client pointed at an emulator.
+func NewEC2Client(endpoint string) *ec2.Client {
+	cfg := aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, ""),
+	}
+	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+// Env returns the environment variables that point the AWS SDK and CLI at
+// the emulator, as KEY=value pairs.
+func (s *Stack) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL_EC2=" + s.EC2.URL,
+		"AWS_REGION=" + Region,
+		"AWS_ACCESS_KEY_ID=" + accessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + secretAccessKey,
+	}
+}
+
+// Running reports whether every part is still up.
+func (s *Stack) Running() bool { return s.ControlPlane != nil && s.ControlPlane.Running() }
+
+// Stop takes the stack down in reverse order. The emulator saves its state
+// on the way, and fake nodes keep their instances, so a kept Dir resumes.
+func (s *Stack) Stop() error {
+	var errs []error
+	if s.Nodes != nil {
+		s.Nodes.Stop()
+	}
+	if s.EC2 != nil {
+		errs = append(errs, s.EC2.Close())
+	}
+	if s.ControlPlane != nil {
+		errs = append(errs, s.ControlPlane.Stop())
+	}
+	if s.tempDir {
+		errs = append(errs, os.RemoveAll(s.dir))
+	}
+	return errors.Join(errs...)
+}
