@@ -5,6 +5,7 @@ SHELL := /usr/bin/env bash
 
 # Pinned tool versions (the control plane is pinned in e2e/tools/go.mod).
 GOLANGCI_LINT_VERSION ?= v2.15.0
+CONTROLLER_GEN_VERSION ?= v0.23.0
 
 BIN := $(CURDIR)/bin
 GO_TEST_FLAGS ?= -race -count=1
@@ -23,8 +24,25 @@ build: ## build kube-eip's binaries into bin/
 tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager, kubectl) into bin/
 	bash hack/build-tools.sh
 
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+CRD_DIR := deploy/crds
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## regenerate deep-copy code and CRD manifests from api/
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
+
+.PHONY: verify-generate
+verify-generate: generate ## fail if generated files are not checked in as generated
+	@if [ -n "$$(git status --porcelain -- api $(CRD_DIR))" ]; then \
+		echo "generated files are stale; run make generate and commit:"; git status --short -- api $(CRD_DIR); git diff --stat -- api $(CRD_DIR); exit 1; fi
+
+$(CONTROLLER_GEN):
+	GOBIN=$(BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/controller-gen $@
+
 .PHONY: test
-test: tools ## unit and end-to-end tests (what CI runs)
+test: tools verify-generate ## unit and end-to-end tests (what CI runs)
 	go vet ./...
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
 

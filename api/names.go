@@ -1,0 +1,82 @@
+// Package api holds kube-eip's user-facing contract: the pod annotations it
+// reads, the labels, annotations and condition it writes, and the names the
+// webhook and binder share. Types of the kube-eip.io API group live in
+// api/v1alpha1.
+package api
+
+// Prefix starts every key kube-eip owns on a pod.
+const Prefix = "kube-eip.io/"
+
+// Annotations a user sets on a pod (or its template).
+const (
+	// AnnotationMode asks for an Elastic IP: auto, pool or sticky.
+	AnnotationMode = Prefix + "mode"
+	// AnnotationPool names the EIPPool to draw from (pool, sticky).
+	AnnotationPool = Prefix + "pool"
+	// AnnotationPublicIPv4Pool is the source of an auto address: "amazon"
+	// or a BYOIP pool id (ipv4pool-ec2-…).
+	AnnotationPublicIPv4Pool = Prefix + "public-ipv4-pool"
+)
+
+// Mode is how a pod's address is obtained and what happens to it after.
+type Mode string
+
+const (
+	// ModeAuto allocates a new address for the pod and releases it when the
+	// pod is gone.
+	ModeAuto Mode = "auto"
+	// ModePool takes a free address of an EIPPool and returns it when the
+	// pod is gone.
+	ModePool Mode = "pool"
+	// ModeSticky ties the address to the pod's identity (namespace/name):
+	// the same pod name gets it back after a restart or rescheduling.
+	ModeSticky Mode = "sticky"
+)
+
+// Modes lists the valid modes, in the order messages mention them.
+var Modes = []Mode{ModeAuto, ModePool, ModeSticky}
+
+// Written by kube-eip.
+const (
+	// LabelPublicIP carries the pod's public address once associated; the
+	// wait init container reads it through the downward API.
+	LabelPublicIP = Prefix + "public-ip"
+	// LabelManaged marks pods the binder watches.
+	LabelManaged = Prefix + "managed"
+	// AnnotationAllocationID is the allocation id of the bound address.
+	AnnotationAllocationID = Prefix + "allocation-id"
+	// AnnotationClaim is the token that ties a pod to what admission
+	// reserved for it: a pod from generateName has no name or UID yet when
+	// the webhook sees it.
+	AnnotationClaim = Prefix + "claim"
+	// AnnotationReservation names the EIPReservation admission made.
+	AnnotationReservation = Prefix + "reservation"
+	// AnnotationReservedIP is the public address reserved at admission.
+	AnnotationReservedIP = Prefix + "reserved-ip"
+	// ConditionEIPReady is the pod condition (and readiness gate) that turns
+	// true once the address is associated with the pod.
+	ConditionEIPReady = Prefix + "eip-ready"
+)
+
+// Namespaces opt in with this label set to InjectionEnabled.
+const (
+	LabelInjection   = Prefix + "injection"
+	InjectionEnabled = "enabled"
+)
+
+// Names of what the webhook injects into a pod.
+const (
+	WaitContainerName = "kube-eip-wait"
+	PodInfoVolumeName = "kube-eip-podinfo"
+	PodInfoMountPath  = "/etc/kube-eip/podinfo"
+	PodInfoLabelsFile = "labels"
+)
+
+// Event reasons on pods.
+const (
+	EventReserved      = "EIPReserved"
+	EventAssociated    = "EIPAssociated"
+	EventReleased      = "EIPReleased"
+	EventReserveFailed = "EIPReserveFailed"
+	EventBindFailed    = "EIPBindFailed"
+)

@@ -1,0 +1,157 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ReleasePolicy says what becomes of a pool's address when its pod is gone.
+// +kubebuilder:validation:Enum=Retain;Release
+type ReleasePolicy string
+
+const (
+	// ReleasePolicyRetain returns the address to the pool.
+	ReleasePolicyRetain ReleasePolicy = "Retain"
+	// ReleasePolicyRelease gives the address back to AWS.
+	ReleasePolicyRelease ReleasePolicy = "Release"
+)
+
+// EIPPoolSpec says which Elastic IPs belong to the pool and who may use them.
+type EIPPoolSpec struct {
+	// TagSelector lists the EC2 tags an address must carry to belong to the
+	// pool. All must match; an empty value means the key must exist.
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=20
+	TagSelector map[string]string `json:"tagSelector"`
+
+	// NamespaceSelector selects the namespaces whose pods may draw from the
+	// pool. Unset selects none; an empty selector ({}) selects all.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// ReleasePolicy is what happens to an address when its pod is gone:
+	// Retain returns it to the pool, Release gives it back to AWS.
+	// +kubebuilder:default=Retain
+	// +optional
+	ReleasePolicy ReleasePolicy `json:"releasePolicy,omitempty"`
+
+	// StickyTag, when set, pins addresses to pod identities: an address whose
+	// tag StickyTag has the value "<namespace>/<pod name>" is only ever given
+	// to that pod (sticky mode). This is how addresses pre-tagged for the
+	// aws-pod-eip-controller's fixed-tag-value mode keep their pods.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	StickyTag string `json:"stickyTag,omitempty"`
+
+	// Growth lets the pool allocate new tagged addresses when it runs low.
+	// +optional
+	Growth *PoolGrowth `json:"growth,omitempty"`
+}
+
+// PoolGrowth allocates addresses for a pool from a public IPv4 pool.
+// +kubebuilder:validation:XValidation:rule="self.warm <= self.maxAddresses",message="warm cannot exceed maxAddresses"
+type PoolGrowth struct {
+	// PublicIPv4Pool is where new addresses come from: "amazon" or a BYOIP
+	// pool id (ipv4pool-ec2-…).
+	// +kubebuilder:validation:Pattern=`^(amazon|ipv4pool-ec2-[0-9a-f]{17})$`
+	// +kubebuilder:default=amazon
+	// +optional
+	PublicIPv4Pool string `json:"publicIPv4Pool,omitempty"`
+
+	// MaxAddresses caps the pool's size, counting addresses it did not
+	// allocate itself.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxAddresses int32 `json:"maxAddresses"`
+
+	// Warm is how many free addresses to keep ready.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Warm int32 `json:"warm,omitempty"`
+}
+
+// PoolAddress is one Elastic IP of a pool, as last seen in EC2.
+type PoolAddress struct {
+	// AllocationID is the address's EC2 allocation id.
+	AllocationID string `json:"allocationID"`
+	// PublicIP is the address.
+	PublicIP string `json:"publicIP"`
+	// StickyOwner is "<namespace>/<pod name>" when the address's StickyTag
+	// pins it to a pod identity.
+	// +optional
+	StickyOwner string `json:"stickyOwner,omitempty"`
+	// AssociatedElsewhere is true when EC2 shows the address associated
+	// with something kube-eip did not bind; such an address is never
+	// handed out.
+	// +optional
+	AssociatedElsewhere bool `json:"associatedElsewhere,omitempty"`
+}
+
+// EIPPoolStatus is the pool as the binder last saw it in EC2.
+type EIPPoolStatus struct {
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Total counts the addresses that belong to the pool.
+	// +optional
+	Total int32 `json:"total"`
+	// Free counts addresses that can be reserved now.
+	// +optional
+	Free int32 `json:"free"`
+	// Reserved counts addresses held for pods not bound yet.
+	// +optional
+	Reserved int32 `json:"reserved"`
+	// Bound counts addresses associated with their pods.
+	// +optional
+	Bound int32 `json:"bound"`
+	// Addresses lists the pool's addresses.
+	// +listType=map
+	// +listMapKey=allocationID
+	// +optional
+	Addresses []PoolAddress `json:"addresses,omitempty"`
+	// LastSyncTime is when the binder last read the pool from EC2.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+	// Conditions: Ready (the pool was read from EC2), Exhausted (no free
+	// address).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Pool condition types.
+const (
+	PoolConditionReady     = "Ready"
+	PoolConditionExhausted = "Exhausted"
+)
+
+// EIPPool is a set of Elastic IPs, selected by EC2 tags, that pods of the
+// selected namespaces draw from.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=eipp,categories=kube-eip
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Total",type=integer,JSONPath=`.status.total`
+// +kubebuilder:printcolumn:name="Free",type=integer,JSONPath=`.status.free`
+// +kubebuilder:printcolumn:name="Reserved",type=integer,JSONPath=`.status.reserved`
+// +kubebuilder:printcolumn:name="Bound",type=integer,JSONPath=`.status.bound`
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.releasePolicy`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type EIPPool struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   EIPPoolSpec   `json:"spec"`
+	Status EIPPoolStatus `json:"status,omitempty"`
+}
+
+// EIPPoolList is a list of EIPPools.
+// +kubebuilder:object:root=true
+type EIPPoolList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []EIPPool `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&EIPPool{}, &EIPPoolList{})
+}

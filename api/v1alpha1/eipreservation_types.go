@@ -1,0 +1,110 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ReservationMode mirrors the pod's kube-eip.io/mode for reserved addresses.
+// +kubebuilder:validation:Enum=pool;sticky
+type ReservationMode string
+
+// Reservation modes.
+const (
+	ReservationModePool   ReservationMode = "pool"
+	ReservationModeSticky ReservationMode = "sticky"
+)
+
+// EIPReservationSpec records which pod an address is held for. It is written
+// once, at admission.
+type EIPReservationSpec struct {
+	// Pool is the EIPPool the address belongs to.
+	Pool string `json:"pool"`
+	// AllocationID is the reserved address's EC2 allocation id; it is also
+	// the reservation's name, so an address can be reserved only once.
+	AllocationID string `json:"allocationID"`
+	// PublicIP is the reserved address.
+	PublicIP string `json:"publicIP"`
+	// Mode is the pod's mode: pool or sticky.
+	Mode ReservationMode `json:"mode"`
+	// PodNamespace is the namespace of the pod.
+	PodNamespace string `json:"podNamespace"`
+	// PodName is the pod's name; empty when the pod was created from
+	// generateName and had no name yet at admission.
+	// +optional
+	PodName string `json:"podName,omitempty"`
+	// Claim is the token admission wrote on the pod
+	// (kube-eip.io/claim); the pod that carries it owns the reservation.
+	Claim string `json:"claim"`
+	// StickyOwner is "<namespace>/<pod name>" for sticky reservations: the
+	// pod identity that gets this address back every time.
+	// +optional
+	StickyOwner string `json:"stickyOwner,omitempty"`
+}
+
+// ReservationPhase is where a reservation is in its life.
+// +kubebuilder:validation:Enum=Reserved;Claimed;Bound;Releasing
+type ReservationPhase string
+
+// Reservation phases.
+const (
+	// ReservationReserved: made at admission, the pod not seen yet.
+	ReservationReserved ReservationPhase = "Reserved"
+	// ReservationClaimed: the pod carrying the claim token exists.
+	ReservationClaimed ReservationPhase = "Claimed"
+	// ReservationBound: the address is associated with the pod.
+	ReservationBound ReservationPhase = "Bound"
+	// ReservationReleasing: the pod is gone; the address is going back.
+	ReservationReleasing ReservationPhase = "Releasing"
+)
+
+// EIPReservationStatus tracks the reservation's pod.
+type EIPReservationStatus struct {
+	// Phase is Reserved until the pod appears, then Claimed, Bound, and
+	// Releasing once the pod is gone.
+	// +optional
+	Phase ReservationPhase `json:"phase,omitempty"`
+	// PodUID is the UID of the pod that claimed the reservation.
+	// +optional
+	PodUID string `json:"podUID,omitempty"`
+	// PodName is the claiming pod's name (set for pods from generateName).
+	// +optional
+	PodName string `json:"podName,omitempty"`
+	// Conditions of the reservation.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// EIPReservation holds one Elastic IP of a pool for one pod. Its name is the
+// address's allocation id, so the API server itself refuses a second
+// reservation of the same address, whichever webhook replica asks.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=eipr,categories=kube-eip
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Pool",type=string,JSONPath=`.spec.pool`
+// +kubebuilder:printcolumn:name="Public IP",type=string,JSONPath=`.spec.publicIP`
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.podNamespace`
+// +kubebuilder:printcolumn:name="Pod",type=string,JSONPath=`.status.podName`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type EIPReservation struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   EIPReservationSpec   `json:"spec"`
+	Status EIPReservationStatus `json:"status,omitempty"`
+}
+
+// EIPReservationList is a list of EIPReservations.
+// +kubebuilder:object:root=true
+type EIPReservationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []EIPReservation `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&EIPReservation{}, &EIPReservationList{})
+}
