@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -164,7 +165,7 @@ func registerNode(ctx context.Context, t *testing.T, name string) string {
 		corev1.ResourcePods:   resource.MustParse("110"),
 	}
 	now := metav1.Now()
-	created.Status = corev1.NodeStatus{
+	status := corev1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: capacity,
 		Conditions: []corev1.NodeCondition{{
@@ -173,7 +174,18 @@ func registerNode(ctx context.Context, t *testing.T, name string) string {
 		}},
 		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.10"}},
 	}
-	if _, err := kube.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	// The node controllers update a new node too (taints, annotations):
+	// retry on conflict with the latest version.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		latest, err := kube.CoreV1().Nodes().Get(ctx, created.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		latest.Status = status
+		_, err = kube.CoreV1().Nodes().UpdateStatus(ctx, latest, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatalf("marking node ready: %v", err)
 	}
 	return name
