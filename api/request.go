@@ -48,8 +48,13 @@ const (
 var (
 	userKeys   = []string{AnnotationMode, AnnotationPool, AnnotationPublicIPv4Pool}
 	systemKeys = []string{AnnotationAllocationID, AnnotationClaim, AnnotationReservation, AnnotationReservedIP, LabelPublicIP, LabelManaged}
-	legacyKeys = []string{LegacyAnnotationType, LegacyAnnotationIPv4Pool, LegacyAnnotationTag, LegacyAnnotationTagValue}
+	// admissionKeys are the system keys the webhook itself writes.
+	admissionKeys = []string{AnnotationClaim, AnnotationReservation, AnnotationReservedIP}
+	legacyKeys    = []string{LegacyAnnotationType, LegacyAnnotationIPv4Pool, LegacyAnnotationTag, LegacyAnnotationTagValue}
 )
+
+// AdmissionKeys lists the annotations the webhook writes at admission.
+func AdmissionKeys() []string { return slices.Clone(admissionKeys) }
 
 // SystemKeys lists the keys under Prefix that kube-eip writes itself.
 func SystemKeys() []string { return slices.Clone(systemKeys) }
@@ -82,7 +87,11 @@ func ParseRequest(annotations map[string]string) (*Request, []Problem, []string)
 			continue
 		}
 		if slices.Contains(systemKeys, k) {
-			warnings = append(warnings, fmt.Sprintf("%s is written by kube-eip; the value in the manifest is ignored", k))
+			// Admission's own keys come back on reinvocation; the others
+			// only in a manifest exported from a live pod.
+			if !slices.Contains(admissionKeys, k) {
+				warnings = append(warnings, fmt.Sprintf("%s is written by kube-eip; the value in the manifest is ignored", k))
+			}
 			continue
 		}
 		msg := fmt.Sprintf("unknown annotation; kube-eip reads only %s", strings.Join(userKeys, ", "))

@@ -151,7 +151,3 @@ type EIPPoolList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EIPPool `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&EIPPool{}, &EIPPoolList{})
-}

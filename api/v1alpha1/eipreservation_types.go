@@ -104,7 +104,3 @@ type EIPReservationList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EIPReservation `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&EIPReservation{}, &EIPReservationList{})
-}
