@@ -1,0 +1,140 @@
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"slices"
+	"time"
+)
+
+const (
+	// caValidity is long enough that a dev stack or a test never sees its CA
+	// expire; production CAs come from cert-manager or the self-signed source.
+	caValidity = 5 * 365 * 24 * time.Hour
+
+	// backdate tolerates clocks that lag the issuer's by a little, so a
+	// freshly issued certificate is not "not yet valid" on another host.
+	backdate = time.Minute
+)
+
+// CA is an in-memory certificate authority (ECDSA P-256) that issues serving
+// certificates. Tests and the dev stack use it to make PEM files and the
+// caBundle that goes with them.
+type CA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	certPEM []byte
+}
+
+// NewCA creates a self-signed CA named commonName.
+func NewCA(commonName string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating CA key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		// The CA signs leaves only, never intermediates.
+		MaxPathLenZero: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("self-signing CA %q: %w", commonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parsing CA %q: %w", commonName, err)
+	}
+	return &CA{
+		cert:    cert,
+		key:     key,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+	}, nil
+}
+
+// CertPEM returns the CA certificate, PEM-encoded: a caBundle, or what a
+// client puts in its root pool.
+func (ca *CA) CertPEM() []byte {
+	return slices.Clone(ca.certPEM)
+}
+
+// Issue signs a serving certificate for the given DNS names and IP addresses,
+// valid from now for validity, with a fresh P-256 key. It returns the
+// certificate and the PKCS#8 key, PEM-encoded, as tls.X509KeyPair and a
+// kubernetes.io/tls Secret expect them.
+func (ca *CA) Issue(dnsNames []string, ips []net.IP, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	if len(dnsNames) == 0 && len(ips) == 0 {
+		return nil, nil, errors.New("issuing serving certificate: no DNS name or IP address given")
+	}
+	if validity <= 0 {
+		return nil, nil, fmt.Errorf("issuing serving certificate: validity %s is not positive", validity)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating serving key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The common name is informational only (clients match SANs), but it
+	// makes the certificate recognisable in logs and openssl output.
+	var cn string
+	if len(dnsNames) > 0 {
+		cn = dnsNames[0]
+	} else {
+		cn = ips[0].String()
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		DNSNames:              slices.Clone(dnsNames),
+		IPAddresses:           slices.Clone(ips),
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing serving certificate for %q: %w", cn, err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding serving key: %w", err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM, nil
+}
+
+// randomSerial returns a 128-bit positive serial number; RFC 5280 allows up
+// to 20 octets and random serials keep rotated certificates distinguishable.
+func randomSerial() (*big.Int, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, fmt.Errorf("generating serial number: %w", err)
+	}
+	return serial.Add(serial, big.NewInt(1)), nil
+}
