@@ -14,7 +14,7 @@ import (
 
 // newNamespace creates a namespace named after the test, ready for pods,
 // and deletes it when the test ends.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ctx := t.Context()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
@@ -37,7 +37,7 @@ func newNamespace(t *testing.T) string {
 
 // eventually polls cond every 100ms until it holds or timeout passes, then
 // fails the test with the last reason cond gave.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
 	t.Helper()
 	var reason string
 	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {

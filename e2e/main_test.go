@@ -7,31 +7,61 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-eip/kube-eip/e2e/stack"
 	"github.com/kube-eip/kube-eip/e2e/testmain"
+	"github.com/kube-eip/kube-eip/webhook"
 )
 
 var (
-	env    *stack.Stack
-	kube   kubernetes.Interface
-	ec2api *ec2.Client
+	env      *stack.Stack
+	kube     kubernetes.Interface
+	crClient client.Client
+	ec2api   *ec2.Client
 )
+
+// claimTTL is short so that the suite sees orphaned reservations reclaimed.
+const claimTTL = 3 * time.Second
 
 func TestMain(m *testing.M) {
 	start := func(ctx context.Context) (*stack.Stack, error) {
-		return stack.Start(ctx, stack.Options{Log: testLogger()})
+		bin, err := buildKubeEIP(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return stack.Start(ctx, stack.Options{Log: testLogger(), KubeEIPBinary: bin, ClaimTTL: claimTTL})
 	}
 	os.Exit(testmain.Run(m, start, func(s *stack.Stack) error {
 		env, kube, ec2api = s, s.Kube, s.EC2Client
-		return nil
+		var err error
+		crClient, err = client.New(s.ControlPlane.RESTConfig(), client.Options{Scheme: webhook.Scheme()})
+		return err
 	}))
+}
+
+// buildKubeEIP builds the kube-eip binary that the fake nodes run for the
+// injected wait container.
+func buildKubeEIP(ctx context.Context) (string, error) {
+	dir, err := os.MkdirTemp("", "kube-eip-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "kube-eip")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/kube-eip").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building kube-eip: %w\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // testLogger writes the stack's logs to stderr under go test -v only.

@@ -28,6 +28,9 @@ type Options struct {
 	BinDir string
 	// Nodes is the number of fake nodes; 0 means 3.
 	Nodes int
+	// KubeEIPBinary is the local kube-eip binary the fake nodes run for the
+	// injected wait container; empty means BinDir/kube-eip when it exists.
+	KubeEIPBinary string
 	// Log receives progress messages and the components' logs.
 	Log logr.Logger
 }
@@ -58,9 +61,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer func() { _ = os.Remove(filepath.Join(dir, PIDFile)) }()
 
+	if opts.KubeEIPBinary == "" {
+		opts.KubeEIPBinary = defaultKubeEIPBinary(opts.BinDir)
+	}
 	start := time.Now()
-	log.Info("starting the dev stack", "dir", dir)
-	s, err := stack.Start(ctx, stack.Options{Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, Log: log})
+	log.Info("starting the dev stack", "dir", dir, "kubeEIPBinary", opts.KubeEIPBinary)
+	s, err := stack.Start(ctx, stack.Options{Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, KubeEIPBinary: opts.KubeEIPBinary, Log: log})
 	if err != nil {
 		return err
 	}
@@ -71,7 +77,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Error(err, "stopping the dev stack")
 		}
 	}()
-	log.Info("dev stack ready", "apiserver", s.ControlPlane.APIServerURL, "ec2", s.EC2.URL,
+	log.Info("dev stack ready", "apiserver", s.ControlPlane.APIServerURL, "ec2", s.EC2.URL, "webhook", s.WebhookURL,
 		"nodes", s.Nodes.NodeNames(), "took", time.Since(start).Round(time.Millisecond))
 
 	if err := writeUserFiles(dir, s, opts.BinDir); err != nil {
@@ -129,4 +135,19 @@ func writeUserFiles(dir string, s *stack.Stack, binDir string) error {
 		return fmt.Errorf("writing env file: %w", err)
 	}
 	return nil
+}
+
+func defaultKubeEIPBinary(binDir string) string {
+	if binDir == "" {
+		root, err := controlplane.RepoRoot()
+		if err != nil {
+			return ""
+		}
+		binDir = filepath.Join(root, "bin")
+	}
+	bin := filepath.Join(binDir, "kube-eip")
+	if _, err := os.Stat(bin); err != nil {
+		return ""
+	}
+	return bin
 }

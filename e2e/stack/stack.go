@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -44,6 +45,13 @@ type Options struct {
 	// LocalImages maps image repositories to local binaries that the fake
 	// nodes run for init containers of that image.
 	LocalImages map[string]string
+	// KubeEIPBinary is the local kube-eip binary the fake nodes run for
+	// init containers of the kube-eip image (the wait subcommand).
+	KubeEIPBinary string
+	// WaitTimeout is the injected wait container's timeout (default 10m).
+	WaitTimeout time.Duration
+	// ClaimTTL is how long a reservation waits for its pod.
+	ClaimTTL time.Duration
 	// Log receives the components' logs.
 	Log logr.Logger
 }
@@ -64,9 +72,12 @@ type Stack struct {
 	// the emulator (the real SDK).
 	Kube      kubernetes.Interface
 	EC2Client *ec2.Client
+	// WebhookURL is where the admission webhook serves.
+	WebhookURL string
 
-	dir     string
-	tempDir bool
+	dir         string
+	tempDir     bool
+	stopWebhook func() error
 }
 
 // Start brings the stack up; on error nothing is left running.
@@ -119,13 +130,27 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	s.EC2Client = NewEC2Client(s.EC2.URL)
 
+	if err := installCRDs(ctx, s.ControlPlane.RESTConfig()); err != nil {
+		return nil, err
+	}
+	if err := s.startWebhook(ctx, opts); err != nil {
+		return nil, err
+	}
+
+	localImages := map[string]string{}
+	for k, v := range opts.LocalImages {
+		localImages[k] = v
+	}
+	if opts.KubeEIPBinary != "" {
+		localImages[strings.SplitN(Image, ":", 2)[0]] = opts.KubeEIPBinary
+	}
 	nodeOpts := fakenode.Options{
 		Client:           s.Kube,
 		EC2:              s.EC2Client,
 		Nodes:            opts.Nodes,
 		ClusterName:      simOpts.ClusterName,
 		PrefixDelegation: opts.PrefixDelegation,
-		LocalImages:      opts.LocalImages,
+		LocalImages:      localImages,
 		Logger:           opts.Log.WithName("fakenode"),
 	}
 	if !s.tempDir {
@@ -166,6 +191,9 @@ func (s *Stack) Stop() error {
 	var errs []error
 	if s.Nodes != nil {
 		s.Nodes.Stop()
+	}
+	if s.stopWebhook != nil {
+		errs = append(errs, s.stopWebhook())
 	}
 	if s.EC2 != nil {
 		errs = append(errs, s.EC2.Close())

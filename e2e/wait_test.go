@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kube-eip/kube-eip/api"
+)
+
+// The injected init container holds a pod in Init until the binder labels
+// it with its public IP, and the readiness gate keeps it out of Services
+// until the binder sets the condition. Here the test plays the binder.
+func TestInjectedWaitHoldsThePodUntilTheAddressIsAttached(t *testing.T) {
+	ns := newEIPNamespace(t, map[string]string{"tenant": "wait"})
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "game-server", Annotations: map[string]string{api.AnnotationMode: "auto"}},
+		Spec: corev1.PodSpec{
+			NodeSelector:                  env.Nodes.NodeSelector(),
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			Containers:                    []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
+		},
+	}
+	if _, err := kube.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	eventually(t, time.Minute, "wait container running", func(ctx context.Context) (bool, string, error) {
+		p, err := kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		return initRunning(p, api.WaitContainerName) && p.Status.Phase == corev1.PodPending, fmt.Sprintf("%+v", p.Status.InitContainerStatuses), nil
+	})
+
+	labelPatch := fmt.Sprintf(`{"metadata":{"labels":{%q:"203.0.113.7"}}}`, api.LabelPublicIP)
+	if _, err := kube.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json", []byte(labelPatch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("labelling the pod: %v", err)
+	}
+	eventually(t, time.Minute, "pod running but not ready after the wait", func(ctx context.Context) (bool, string, error) {
+		p, err := kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		return p.Status.Phase == corev1.PodRunning && !isReady(p), fmt.Sprintf("phase %s ready %t", p.Status.Phase, isReady(p)), nil
+	})
+
+	condPatch := fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"status":"True","reason":"Associated"}]}}`, api.ConditionEIPReady)
+	if _, err := kube.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/strategic-merge-patch+json", []byte(condPatch), metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatalf("setting the condition: %v", err)
+	}
+	eventually(t, time.Minute, "pod ready once the condition is true", func(ctx context.Context) (bool, string, error) {
+		p, err := kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		return isReady(p), fmt.Sprintf("%+v", p.Status.Conditions), nil
+	})
+}
+
+func initRunning(p *corev1.Pod, name string) bool {
+	for _, s := range p.Status.InitContainerStatuses {
+		if s.Name == name {
+			return s.State.Running != nil
+		}
+	}
+	return false
+}

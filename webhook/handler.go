@@ -1,0 +1,172 @@
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+)
+
+// Path is where the API server sends pod admission reviews.
+const Path = "/mutate-pods"
+
+// Handler is the admission.Handler for pods: decode, Decide, reserve, Inject.
+type Handler struct {
+	State State
+	// Reservation reads a reservation from the API server (not a cache).
+	Reservation func(ctx context.Context, name string) (*v1alpha1.EIPReservation, error)
+	Namespaces  func(ctx context.Context, name string) (*corev1.Namespace, error)
+	Reserver    Reserver
+	Config      InjectConfig
+}
+
+// Reserver makes the reservation a plan asks for.
+type Reserver interface {
+	Reserve(ctx context.Context, plan Plan, pod *corev1.Pod, claim string) (*v1alpha1.EIPReservation, error)
+}
+
+// errExhausted is returned by a Reserver that lost every candidate to
+// concurrent admissions.
+var errExhausted = errors.New("no free address left")
+
+// NewHandler returns the handler.
+func NewHandler(h Handler) *Handler { return &h }
+
+// Handle implements admission.Handler.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	// The API server sends pods as JSON of core/v1, so plain unmarshalling
+	// does; the scheme-driven decoder first scans the whole document for
+	// its kind, which doubles the cost of a review.
+	pod := &corev1.Pod{}
+	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
+	}
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace
+	}
+	in := Input{Operation: req.Operation, Pod: pod, State: h.State}
+	if req.Operation == admissionv1.Update {
+		in.OldPod = &corev1.Pod{}
+		if err := json.Unmarshal(req.OldObject.Raw, in.OldPod); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding old pod: %w", err))
+		}
+	} else {
+		ns, err := h.Namespaces(ctx, pod.Namespace)
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %s: %w", pod.Namespace, err))
+		}
+		in.Namespace = ns
+		if name := pod.Annotations[api.AnnotationReservation]; name != "" && h.Reservation != nil {
+			if in.Prior, err = h.Reservation(ctx, name); err != nil {
+				return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading reservation %s: %w", name, err))
+			}
+		}
+	}
+
+	plan := Decide(in)
+	decisions.WithLabelValues(string(req.Operation), result(plan)).Inc()
+	if len(plan.Denial) > 0 {
+		return admission.Denied(denialMessage(plan.Denial)).WithWarnings(plan.Warnings...)
+	}
+	if plan.Request == nil {
+		return admission.Allowed("").WithWarnings(plan.Warnings...)
+	}
+
+	mutated := pod.DeepCopy()
+	if req.Operation == admissionv1.Update {
+		restoreSystemMetadata(mutated, in.OldPod)
+		return patch(pod, mutated, plan.Warnings)
+	}
+	// What admission wrote is kept only on a reinvocation; copied from
+	// another pod it would tie this pod to that pod's address.
+	claim := plan.Claim
+	var res *v1alpha1.EIPReservation
+	for _, k := range api.AdmissionKeys() {
+		delete(mutated.Annotations, k)
+	}
+	switch {
+	case plan.Admitted:
+		res = plan.Reservation
+	case plan.Existing != nil:
+		res, claim = plan.Existing, plan.Existing.Spec.Claim
+	case len(plan.Candidates) > 0 && isDryRun(req):
+		// A dry run reserves nothing (sideEffects: NoneOnDryRun).
+	case len(plan.Candidates) > 0:
+		if claim == "" {
+			claim = newClaim()
+		}
+		var err error
+		if res, err = h.Reserver.Reserve(ctx, plan, pod, claim); errors.Is(err, errExhausted) {
+			decisions.WithLabelValues(string(req.Operation), "exhausted").Inc()
+			return admission.Denied(denialMessage([]api.Problem{{Key: poolKey(plan.Request), Message: exhausted(plan.Pool)}})).WithWarnings(plan.Warnings...)
+		} else if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+	}
+	if claim == "" {
+		claim = newClaim()
+	}
+	Inject(mutated, h.Config, claim, res)
+	return patch(pod, mutated, plan.Warnings)
+}
+
+func patch(orig, mutated *corev1.Pod, warnings []string) admission.Response {
+	return admission.Patched("", patchOps(orig, mutated)...).WithWarnings(warnings...)
+}
+
+// restoreSystemMetadata puts back what kube-eip wrote at creation if an
+// update dropped it: the binder finds its pods by these.
+func restoreSystemMetadata(pod, old *corev1.Pod) {
+	if old.Labels[api.LabelManaged] != "" {
+		if pod.Labels == nil {
+			pod.Labels = map[string]string{}
+		}
+		pod.Labels[api.LabelManaged] = old.Labels[api.LabelManaged]
+	}
+	for _, k := range []string{api.AnnotationClaim, api.AnnotationReservation, api.AnnotationReservedIP} {
+		if v := old.Annotations[k]; v != "" && pod.Annotations[k] == "" {
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{}
+			}
+			pod.Annotations[k] = v
+		}
+	}
+}
+
+func isDryRun(req admission.Request) bool { return req.DryRun != nil && *req.DryRun }
+
+func denialMessage(problems []api.Problem) string {
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func result(plan Plan) string {
+	switch {
+	case len(plan.Denial) > 0:
+		return "denied"
+	case plan.Request == nil:
+		return "ignored"
+	default:
+		return "admitted"
+	}
+}
+
+func newClaim() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,25 @@
+package webhook
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "webhook", Name: "decisions_total",
+		Help: "Admission decisions on pods, by operation and result (admitted, denied, ignored, exhausted).",
+	}, []string{"operation", "result"})
+	reservationAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "webhook", Name: "reservation_attempts_total",
+		Help: "Attempts to reserve an address, by outcome (reserved, taken, error).",
+	}, []string{"outcome"})
+	reclaimed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "webhook", Name: "reservations_reclaimed_total",
+		Help: "Reservations deleted because the pod they were made for never appeared.",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(decisions, reservationAttempts, reclaimed)
+}

@@ -1,0 +1,294 @@
+// Package webhook is kube-eip's mutating admission webhook for pods: it
+// validates the kube-eip.io/ annotations, reserves an address of an EIPPool
+// for pool and sticky pods, and injects the init container that waits until
+// the binder has attached the address.
+package webhook
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+)
+
+// State is what admission knows of the cluster, read from informer caches:
+// no call leaves the process while a request is decided.
+type State interface {
+	// Pool returns the named EIPPool.
+	Pool(name string) (*v1alpha1.EIPPool, bool)
+	// Pools lists every EIPPool.
+	Pools() []v1alpha1.EIPPool
+	// Reserved reports whether an address is held by a reservation.
+	Reserved(allocationID string) bool
+	// StickyReservation returns the reservation held for a pod identity
+	// ("<namespace>/<name>") in a pool.
+	StickyReservation(pool, owner string) (*v1alpha1.EIPReservation, bool)
+	// ClaimInUse reports whether an existing pod of the namespace carries
+	// the claim token.
+	ClaimInUse(namespace, claim string) bool
+}
+
+// Input is one admission request, decoded.
+type Input struct {
+	Operation admissionv1.Operation
+	Pod       *corev1.Pod
+	OldPod    *corev1.Pod // UPDATE only
+	Namespace *corev1.Namespace
+	State     State
+	// Prior is the reservation named by the pod's kube-eip.io/reservation
+	// annotation at CREATE, read from the API server: it tells a
+	// reinvocation (our reservation, unclaimed) from a manifest copied
+	// from a live pod (someone else's reservation, or none).
+	Prior *v1alpha1.EIPReservation
+}
+
+// Plan is the decision on a request, before any side effect.
+type Plan struct {
+	// Denial, when set, refuses the request; nothing else applies.
+	Denial []api.Problem
+	// Warnings are returned to the user either way.
+	Warnings []string
+	// Request is what the pod asks for; nil when it asks nothing.
+	Request *api.Request
+	// Pool is the resolved EIPPool for pool and sticky requests.
+	Pool *v1alpha1.EIPPool
+	// Existing is the sticky reservation the pod takes over, if any.
+	Existing *v1alpha1.EIPReservation
+	// Candidates are the pool's addresses to try to reserve, in order.
+	Candidates []v1alpha1.PoolAddress
+	// Admitted is true when admission already handled this pod (a
+	// reinvocation, or an UPDATE): no new reservation is made.
+	Admitted bool
+	// Reservation is the reservation a reinvocation keeps.
+	Reservation *v1alpha1.EIPReservation
+	// Claim is the pod's claim token when it is kept (a reinvocation);
+	// empty means a new one is made.
+	Claim string
+}
+
+// Decide validates a request against the cluster's state. It is a pure
+// function of its input.
+func Decide(in Input) Plan {
+	pod := in.Pod
+	req, problems, warnings := api.ParseRequest(pod.Annotations)
+	plan := Plan{Request: req, Warnings: warnings, Denial: problems}
+	if in.Operation == admissionv1.Update {
+		plan.Admitted = true
+		if in.OldPod != nil && !maps.Equal(api.InputAnnotations(in.OldPod.Annotations), api.InputAnnotations(pod.Annotations)) {
+			return Plan{Denial: []api.Problem{{Key: changedKey(in.OldPod.Annotations, pod.Annotations), Message: "kube-eip annotations cannot be added, changed or removed on an existing pod; " +
+				"change the pod template of its controller (or delete and recreate the pod) instead"}}}
+		}
+		// An existing pod was checked when it was created; its pool may
+		// have changed since, which must not block unrelated updates.
+		plan.Denial = nil
+		return plan
+	}
+	if len(plan.Denial) > 0 || req == nil {
+		return plan
+	}
+	if pod.Spec.HostNetwork {
+		return deny(plan, api.AnnotationMode, "pods with hostNetwork: true share their node's address and cannot get an Elastic IP of their own; remove hostNetwork, or give the node an address instead")
+	}
+	// A claim already on the pod is kept only on a reinvocation, when no
+	// pod carries it yet. Copied from a live pod's manifest it would tie
+	// this pod to that pod's address.
+	if claim := pod.Annotations[api.AnnotationClaim]; claim != "" && !in.State.ClaimInUse(pod.Namespace, claim) {
+		plan.Claim = claim
+		if p := in.Prior; p != nil && p.Spec.Claim == claim && p.Spec.PodNamespace == pod.Namespace && p.Status.PodUID == "" {
+			// The first pass reserved this for the same pod.
+			plan.Admitted, plan.Reservation = true, p
+		}
+	}
+	if req.Mode == api.ModeAuto || req.Mode == api.ModeSticky && req.Pool == "" && req.LegacyTagKey == "" {
+		if req.Mode == api.ModeSticky && pod.Name == "" {
+			return deny(plan, api.AnnotationMode, stickyNeedsName)
+		}
+		return plan // the binder allocates; nothing to reserve
+	}
+
+	pool, problem := resolvePool(req, in)
+	if problem != nil {
+		return deny(plan, problem.Key, problem.Message)
+	}
+	plan.Pool = pool
+	if req.Mode == api.ModeSticky && pod.Name == "" {
+		return deny(plan, api.AnnotationMode, stickyNeedsName)
+	}
+	if plan.Admitted {
+		return plan
+	}
+	owner := ""
+	if req.Mode == api.ModeSticky {
+		owner = pod.Namespace + "/" + pod.Name
+		if r, ok := in.State.StickyReservation(pool.Name, owner); ok {
+			plan.Existing = r
+			return plan
+		}
+	}
+	plan.Candidates = candidates(pool, owner, in.State)
+	if len(plan.Candidates) == 0 {
+		return deny(plan, poolKey(req), exhausted(pool))
+	}
+	return plan
+}
+
+const stickyNeedsName = "mode sticky ties the address to the pod's name, and this pod has none yet (generateName, as Deployment pods do); " +
+	"use a StatefulSet or a named pod, or mode pool"
+
+func deny(plan Plan, key, msg string) Plan {
+	plan.Denial = append(plan.Denial, api.Problem{Key: key, Message: msg})
+	return plan
+}
+
+func poolKey(req *api.Request) string {
+	if req.LegacyTagKey != "" {
+		if req.Mode == api.ModeSticky {
+			return api.LegacyAnnotationTagValue
+		}
+		return api.LegacyAnnotationTag
+	}
+	return api.AnnotationPool
+}
+
+// resolvePool finds the request's EIPPool and checks it is open to the
+// pod's namespace.
+func resolvePool(req *api.Request, in Input) (*v1alpha1.EIPPool, *api.Problem) {
+	ns := in.Pod.Namespace
+	var pool *v1alpha1.EIPPool
+	if req.LegacyTagKey != "" {
+		pool = legacyPool(req, in.State.Pools())
+		if pool == nil {
+			return nil, &api.Problem{Key: poolKey(req), Message: fmt.Sprintf(
+				"no EIPPool selects addresses by the tag key %q; create one: {apiVersion: kube-eip.io/v1alpha1, kind: EIPPool, metadata: {name: %s}, spec: {tagSelector: {%q: \"\"}%s, namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}}}",
+				req.LegacyTagKey, legacyPoolName(req.LegacyTagKey), req.LegacyTagKey, stickyTagField(req), ns)}
+		}
+	} else {
+		var ok bool
+		if pool, ok = in.State.Pool(req.Pool); !ok {
+			return nil, &api.Problem{Key: api.AnnotationPool, Message: fmt.Sprintf("EIPPool %q does not exist; %s", req.Pool, openPools(in))}
+		}
+	}
+	if !openTo(pool, in.Namespace) {
+		return nil, &api.Problem{Key: poolKey(req), Message: fmt.Sprintf("EIPPool %q is not open to namespace %q (its namespaceSelector does not select it); %s",
+			pool.Name, ns, openPools(in))}
+	}
+	return pool, nil
+}
+
+func legacyPool(req *api.Request, pools []v1alpha1.EIPPool) *v1alpha1.EIPPool {
+	for i := range pools {
+		p := &pools[i]
+		if len(p.Spec.TagSelector) != 1 || p.Spec.TagSelector[req.LegacyTagKey] != "" {
+			continue
+		}
+		if _, ok := p.Spec.TagSelector[req.LegacyTagKey]; !ok {
+			continue
+		}
+		if req.Mode == api.ModeSticky && p.Spec.StickyTag != req.LegacyTagKey {
+			continue
+		}
+		return p
+	}
+	return nil
+}
+
+func legacyPoolName(tagKey string) string {
+	return strings.Trim(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, tagKey), "-")
+}
+
+func stickyTagField(req *api.Request) string {
+	if req.Mode == api.ModeSticky {
+		return fmt.Sprintf(", stickyTag: %q", req.LegacyTagKey)
+	}
+	return ""
+}
+
+func openTo(pool *v1alpha1.EIPPool, ns *corev1.Namespace) bool {
+	if pool.Spec.NamespaceSelector == nil || ns == nil {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pool.Spec.NamespaceSelector)
+	if err != nil {
+		return false
+	}
+	return sel.Matches(labels.Set(ns.Labels))
+}
+
+func openPools(in Input) string {
+	var names []string
+	for _, p := range in.State.Pools() {
+		if openTo(&p, in.Namespace) {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("no EIPPool is open to namespace %q yet (kubectl get eippools; a pool's spec.namespaceSelector must select the namespace)", in.Pod.Namespace)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("pools open to namespace %q: %s", in.Pod.Namespace, strings.Join(names, ", "))
+}
+
+// candidates lists the pool's addresses that can be reserved: pinned to
+// owner first (sticky), then free ones. Addresses pinned to another pod
+// identity, associated outside kube-eip or reserved are left out.
+func candidates(pool *v1alpha1.EIPPool, owner string, state State) []v1alpha1.PoolAddress {
+	var pinned, free []v1alpha1.PoolAddress
+	for _, a := range pool.Status.Addresses {
+		if a.AssociatedElsewhere || state.Reserved(a.AllocationID) {
+			continue
+		}
+		switch {
+		case owner != "" && a.StickyOwner == owner:
+			pinned = append(pinned, a)
+		case a.StickyOwner == "":
+			free = append(free, a)
+		}
+	}
+	return append(pinned, free...)
+}
+
+func exhausted(pool *v1alpha1.EIPPool) string {
+	return fmt.Sprintf("EIPPool %q has no free address (%d in the pool, all reserved, bound or in use elsewhere); "+
+		"add Elastic IPs carrying its tags%s, or wait for pods holding one to go (kubectl get eipreservations)",
+		pool.Name, len(pool.Status.Addresses), growthHint(pool))
+}
+
+func growthHint(pool *v1alpha1.EIPPool) string {
+	if pool.Spec.Growth == nil {
+		return ", enable spec.growth"
+	}
+	return ""
+}
+
+func changedKey(old, cur map[string]string) string {
+	o, c := api.InputAnnotations(old), api.InputAnnotations(cur)
+	keys := slices.Sorted(maps.Keys(o))
+	for k := range c {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if o[k] != c[k] {
+			return k
+		}
+	}
+	return api.AnnotationMode
+}

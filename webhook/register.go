@@ -1,0 +1,96 @@
+package webhook
+
+import (
+	"fmt"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/kube-eip/kube-eip/api"
+)
+
+// WebhookName is the name of kube-eip's webhook inside its configuration.
+const WebhookName = "pods.kube-eip.io"
+
+// Registration says how the API server reaches the webhook.
+type Registration struct {
+	// Name of the MutatingWebhookConfiguration.
+	Name string
+	// Either URL (a dev stack on loopback) or Service (in cluster).
+	URL     string
+	Service *admissionregistrationv1.ServiceReference
+	// CABundle verifies the webhook's serving certificate.
+	CABundle []byte
+	// OwnNamespace is excluded, so the webhook never blocks itself.
+	OwnNamespace string
+	// TimeoutSeconds bounds each call (default 5).
+	TimeoutSeconds int32
+}
+
+// hasEIPAnnotationsCEL mirrors api.HasEIPAnnotations for matchConditions,
+// so pods that ask nothing of kube-eip never reach the webhook and a
+// webhook outage only blocks pods that asked for an address. An UPDATE
+// that removes the annotations is still sent, to be refused.
+var hasEIPAnnotationsCEL = func() string {
+	has := func(obj string) string {
+		return fmt.Sprintf("(has(%[1]s.metadata.annotations) && %[1]s.metadata.annotations.exists(k, (k.startsWith(%[2]q) && !(k in %[3]s)) || k.startsWith(%[4]q)))",
+			obj, api.Prefix, celList(api.SystemKeys()), api.LegacyPrefix)
+	}
+	return has("object") + " || (request.operation == 'UPDATE' && " + has("oldObject") + ")"
+}()
+
+func celList(items []string) string {
+	quoted := make([]string, len(items))
+	for i, s := range items {
+		quoted[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}
+
+// Configuration returns the MutatingWebhookConfiguration for reg.
+func Configuration(reg Registration) *admissionregistrationv1.MutatingWebhookConfiguration {
+	if reg.TimeoutSeconds == 0 {
+		reg.TimeoutSeconds = 5
+	}
+	clientConfig := admissionregistrationv1.WebhookClientConfig{CABundle: reg.CABundle}
+	if reg.URL != "" {
+		clientConfig.URL = ptr.To(strings.TrimSuffix(reg.URL, "/") + Path)
+	} else {
+		svc := *reg.Service
+		svc.Path = ptr.To(Path)
+		clientConfig.Service = &svc
+	}
+	excluded := []string{metav1.NamespaceSystem}
+	if reg.OwnNamespace != "" && reg.OwnNamespace != metav1.NamespaceSystem {
+		excluded = append(excluded, reg.OwnNamespace)
+	}
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: reg.Name},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    WebhookName,
+			ClientConfig:            clientConfig,
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNoneOnDryRun),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+			TimeoutSeconds:          ptr.To(reg.TimeoutSeconds),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}},
+			NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{api.LabelInjection: api.InjectionEnabled},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: excluded,
+				}},
+			},
+			MatchConditions: []admissionregistrationv1.MatchCondition{{Name: "asks-for-an-eip", Expression: hasEIPAnnotationsCEL}},
+		}},
+	}
+}

@@ -1,0 +1,98 @@
+package webhook
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+)
+
+// Cache indexes the admission state needs.
+const (
+	indexStickyOwner = "spec.stickyOwner"
+	indexClaim       = "metadata.annotations.claim"
+)
+
+// CacheState reads admission's State from an informer-backed reader.
+type CacheState struct {
+	Reader client.Reader
+}
+
+var _ State = CacheState{}
+
+// Pool implements State.
+func (s CacheState) Pool(name string) (*v1alpha1.EIPPool, bool) {
+	pool := &v1alpha1.EIPPool{}
+	if err := s.Reader.Get(context.Background(), client.ObjectKey{Name: name}, pool); err != nil {
+		return nil, false
+	}
+	return pool, true
+}
+
+// Pools implements State.
+func (s CacheState) Pools() []v1alpha1.EIPPool {
+	var list v1alpha1.EIPPoolList
+	if err := s.Reader.List(context.Background(), &list); err != nil {
+		return nil
+	}
+	return list.Items
+}
+
+// Reserved implements State. An error other than not-found counts as
+// reserved: the create that follows is the real arbiter anyway.
+func (s CacheState) Reserved(allocationID string) bool {
+	err := s.Reader.Get(context.Background(), client.ObjectKey{Name: allocationID}, &v1alpha1.EIPReservation{})
+	return !apierrors.IsNotFound(err)
+}
+
+// StickyReservation implements State.
+func (s CacheState) StickyReservation(pool, owner string) (*v1alpha1.EIPReservation, bool) {
+	var list v1alpha1.EIPReservationList
+	if err := s.Reader.List(context.Background(), &list, client.MatchingFields{indexStickyOwner: owner}); err != nil {
+		return nil, false
+	}
+	for i := range list.Items {
+		if list.Items[i].Spec.Pool == pool && list.Items[i].DeletionTimestamp == nil {
+			return &list.Items[i], true
+		}
+	}
+	return nil, false
+}
+
+// ClaimInUse implements State.
+func (s CacheState) ClaimInUse(namespace, claim string) bool {
+	var pods corev1.PodList
+	if err := s.Reader.List(context.Background(), &pods, client.InNamespace(namespace), client.MatchingFields{indexClaim: claim}); err != nil {
+		return true // unsure: a fresh claim is always safe
+	}
+	return len(pods.Items) > 0
+}
+
+// Namespace reads a namespace from reader.
+func Namespace(reader client.Reader) func(ctx context.Context, name string) (*corev1.Namespace, error) {
+	return func(ctx context.Context, name string) (*corev1.Namespace, error) {
+		ns := &corev1.Namespace{}
+		if err := reader.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+			return nil, err
+		}
+		return ns, nil
+	}
+}
+
+// LiveReservation reads a reservation from the API server; nil when it does
+// not exist.
+func LiveReservation(reader client.Reader) func(ctx context.Context, name string) (*v1alpha1.EIPReservation, error) {
+	return func(ctx context.Context, name string) (*v1alpha1.EIPReservation, error) {
+		res := &v1alpha1.EIPReservation{}
+		if err := reader.Get(ctx, client.ObjectKey{Name: name}, res); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		return res, nil
+	}
+}
