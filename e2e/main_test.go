@@ -7,8 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,11 +33,7 @@ const claimTTL = 3 * time.Second
 
 func TestMain(m *testing.M) {
 	start := func(ctx context.Context) (*stack.Stack, error) {
-		bin, err := buildKubeEIP(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return stack.Start(ctx, stack.Options{Log: testLogger(), KubeEIPBinary: bin, ClaimTTL: claimTTL})
+		return stack.Start(ctx, stack.Options{Log: testLogger(), ClaimTTL: claimTTL})
 	}
 	os.Exit(testmain.Run(m, start, func(s *stack.Stack) error {
 		env, kube, ec2api = s, s.Kube, s.EC2Client
@@ -47,21 +41,6 @@ func TestMain(m *testing.M) {
 		crClient, err = client.New(s.ControlPlane.RESTConfig(), client.Options{Scheme: webhook.Scheme()})
 		return err
 	}))
-}
-
-// buildKubeEIP builds the kube-eip binary that the fake nodes run for the
-// injected wait container.
-func buildKubeEIP(ctx context.Context) (string, error) {
-	dir, err := os.MkdirTemp("", "kube-eip-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "kube-eip")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/kube-eip").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("building kube-eip: %w\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // testLogger writes the stack's logs to stderr under go test -v only.

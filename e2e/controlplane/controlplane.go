@@ -206,7 +206,7 @@ func (cp *ControlPlane) start(ctx context.Context, binDir string, opts Options) 
 }
 
 func (cp *ControlPlane) run(binDir, name string, args ...string) (*process, error) {
-	p, err := startProcess(name, filepath.Join(binDir, name), cp.LogDir, args)
+	p, err := startProcess(name, filepath.Join(binDir, name), cp.LogDir, args, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ type process struct {
 // The child gets its own process group (so a terminal's Ctrl-C reaches only
 // the parent, which stops children in order) and is killed by the kernel if
 // the parent dies without stopping it, so no component outlives its harness.
-func startProcess(name, binary, logDir string, args []string) (*process, error) {
+func startProcess(name, binary, logDir string, args, env []string) (*process, error) {
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -33,6 +33,9 @@ func startProcess(name, binary, logDir string, args []string) (*process, error) 
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()

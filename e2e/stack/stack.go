@@ -45,8 +45,9 @@ type Options struct {
 	// LocalImages maps image repositories to local binaries that the fake
 	// nodes run for init containers of that image.
 	LocalImages map[string]string
-	// KubeEIPBinary is the local kube-eip binary the fake nodes run for
-	// init containers of the kube-eip image (the wait subcommand).
+	// KubeEIPBinary is the kube-eip binary that serves the webhook and that
+	// the fake nodes run for init containers of the kube-eip image (the
+	// wait subcommand); empty means build one into the state directory.
 	KubeEIPBinary string
 	// WaitTimeout is the injected wait container's timeout (default 10m).
 	WaitTimeout time.Duration
@@ -132,6 +133,11 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 
 	if err := installCRDs(ctx, s.ControlPlane.RESTConfig()); err != nil {
 		return nil, err
+	}
+	if opts.KubeEIPBinary == "" {
+		if opts.KubeEIPBinary, err = BuildKubeEIP(ctx, filepath.Join(s.dir, "bin")); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.startWebhook(ctx, opts); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -17,8 +18,33 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kube-eip/kube-eip/certs"
+	"github.com/kube-eip/kube-eip/e2e/controlplane"
 	"github.com/kube-eip/kube-eip/webhook"
 )
+
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port for the webhook: %w", err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String(), nil
+}
+
+// BuildKubeEIP builds kube-eip's binary from this repository into dir.
+func BuildKubeEIP(ctx context.Context, dir string) (string, error) {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "kube-eip")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kube-eip")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building kube-eip: %w\n%s", err, out)
+	}
+	return bin, nil
+}
 
 // Image is the kube-eip image the stack's webhook injects; the fake nodes
 // run the local kube-eip binary for it.
@@ -28,7 +54,7 @@ const Image = "ghcr.io/kube-eip/kube-eip:dev"
 // registers.
 const WebhookConfigurationName = "kube-eip"
 
-// startWebhook runs the webhook in this process on loopback with a serving
+// startWebhook runs `kube-eip webhook` on loopback with a serving
 // certificate of a fresh CA, waits until it is ready, and registers it with
 // the API server by URL.
 func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
@@ -52,25 +78,36 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 		return err
 	}
 
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w, err := webhook.Start(runCtx, webhook.Options{
-		Config:   s.ControlPlane.RESTConfig(),
-		Addr:     "127.0.0.1:0",
-		Certs:    certs.NewFileSource(certFile, keyFile, opts.Log.WithName("certs")),
-		Inject:   webhook.InjectConfig{Image: Image, WaitTimeout: opts.WaitTimeout},
-		ClaimTTL: opts.ClaimTTL,
-		Log:      opts.Log.WithName("webhook"),
-	})
+	addr, err := freeLoopbackAddr()
 	if err != nil {
-		cancel()
+		return err
+	}
+	args := []string{"webhook",
+		"--listen=" + addr,
+		"--tls-cert-file=" + certFile,
+		"--tls-key-file=" + keyFile,
+		"--wait-image=" + Image,
+		"--leader-elect=false",
+	}
+	if opts.WaitTimeout > 0 {
+		args = append(args, "--wait-timeout="+opts.WaitTimeout.String())
+	}
+	if opts.ClaimTTL > 0 {
+		args = append(args, "--claim-ttl="+opts.ClaimTTL.String())
+	}
+	// The real binary, as a pod would run it: its own process, flags and
+	// kubeconfig, so the end-to-end tests cover the command line too.
+	child, err := controlplane.StartChild("kube-eip-webhook", opts.KubeEIPBinary, s.ControlPlane.LogDir, args,
+		[]string{"KUBECONFIG=" + s.ControlPlane.KubeconfigPath})
+	if err != nil {
 		return fmt.Errorf("starting the webhook: %w", err)
 	}
 	s.stopWebhook = func() error {
-		cancel()
-		return w.Wait()
+		child.Stop(10 * time.Second)
+		return nil
 	}
-	url := "https://" + w.Addr()
-	if err := waitReady(ctx, url+"/readyz", ca.CertPEM()); err != nil {
+	url := "https://" + addr
+	if err := waitReady(ctx, url+"/readyz", ca.CertPEM(), child); err != nil {
 		return err
 	}
 	s.WebhookURL = url
@@ -91,7 +128,7 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 	return nil
 }
 
-func waitReady(ctx context.Context, url string, caPEM []byte) error {
+func waitReady(ctx context.Context, url string, caPEM []byte, child *controlplane.Child) error {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return errors.New("parsing the webhook CA")
@@ -99,6 +136,9 @@ func waitReady(ctx context.Context, url string, caPEM []byte) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if child.Exited() {
+			return false, child.ExitError()
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return false, err
