@@ -21,7 +21,7 @@ build: ## build kube-eip's binaries into bin/
 	go build -o $(BIN)/ ./cmd/...
 
 .PHONY: tools
-tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager, kubectl) into bin/
+tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager) into bin/
 	bash hack/build-tools.sh
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
@@ -45,7 +45,6 @@ $(CONTROLLER_GEN):
 
 .PHONY: test
 test: tools verify-generate ## unit and end-to-end tests, then bounded fuzzing (what CI runs)
-	go vet ./...
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -87,7 +86,8 @@ $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION):
 	mv $(BIN)/golangci-lint $@
 
 .PHONY: dev
-dev: tools ## start the local stack in the background (idempotent)
+dev: ## start the local stack in the background (idempotent)
+	bash hack/build-tools.sh --kubectl
 	go build -o $(BIN)/ ./cmd/devstack ./cmd/kube-eip ./cmd/ec2sim
 	bash hack/dev.sh
 

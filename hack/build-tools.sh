@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-scheduler,
-# kube-controller-manager, kubectl) from e2e/tools into bin/.
+# kube-controller-manager) from e2e/tools into bin/, and with --kubectl the
+# matching kubectl too (make dev needs it, the tests do not).
 # Skips the build when bin/.tools-stamp matches the tools module and flags.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,24 +21,27 @@ ldflags="-s -w \
  -X $pkg.gitTreeState=clean \
  -X $pkg.buildDate=1970-01-01T00:00:00Z"
 
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+packages=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+stampfile="$bin/.tools-stamp"
+if [ "${1:-}" = --kubectl ]; then
+	binaries+=(kubectl)
+	packages+=(k8s.io/kubernetes/cmd/kubectl)
+	stampfile="$bin/.tools-kubectl-stamp"
+fi
 stamp=$(cat "$tools/go.mod" "$tools/go.sum" "$0" | sha256sum | cut -d' ' -f1)-$(go env GOVERSION)
 current=true
 for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || current=false; done
-if $current && [ "$(cat "$bin/.tools-stamp" 2>/dev/null)" = "$stamp" ]; then
-	echo "control plane $k8s_version in bin/ is current"
+if $current && [ "$(cat "$stampfile" 2>/dev/null)" = "$stamp" ]; then
+	echo "${binaries[*]} $k8s_version in bin/ current"
 	exit 0
 fi
 
-echo "building control plane $k8s_version into bin/ (a cold build takes several minutes)"
+echo "building ${binaries[*]} $k8s_version into bin/ (a cold build takes about ten minutes)"
 start=$SECONDS
 cd "$tools"
 # One go build for the Kubernetes binaries so they share compiled packages.
-CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/" \
-	k8s.io/kubernetes/cmd/kube-apiserver \
-	k8s.io/kubernetes/cmd/kube-controller-manager \
-	k8s.io/kubernetes/cmd/kube-scheduler \
-	k8s.io/kubernetes/cmd/kubectl
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/" "${packages[@]}"
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
-echo "$stamp" > "$bin/.tools-stamp"
-echo "control plane built in $((SECONDS - start))s"
+echo "$stamp" > "$stampfile"
+echo "built in $((SECONDS - start))s"

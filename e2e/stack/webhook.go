@@ -38,7 +38,11 @@ func BuildKubeEIP(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "kube-eip")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kube-eip")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/kube-eip")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building kube-eip: %w\n%s", err, out)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,39 +50,7 @@ func BenchmarkAdmissionReviewsTLS(b *testing.B) {
 	b.Cleanup(client.CloseIdleConnections)
 	target := loadgen.Target{Client: client, URL: "https://" + srv.Addr() + "/mutate-pods", Body: body}
 
-	// Open every connection before timing, as the API server's pool is warm.
-	var warm sync.WaitGroup
-	for range conns {
-		warm.Go(func() {
-			if err := target.Post(ctx); err != nil {
-				b.Errorf("warm-up review: %v", err)
-			}
-		})
-	}
-	warm.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
-
-	rec := loadgen.NewRecorder()
-	b.SetParallelism(benchParallelism)
-	b.SetBytes(int64(len(body)))
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		w := rec.Worker()
-		for pb.Next() {
-			w.Post(ctx, target)
-		}
-	})
-	b.StopTimer()
-	res := rec.Result(time.Since(start))
-	if res.Errors > 0 {
-		b.Fatalf("%d of %d reviews failed, first: %v", res.Errors, res.Errors+res.Count, res.FirstError)
-	}
-	b.ReportMetric(res.Throughput, "reviews/s")
-	b.ReportMetric(float64(res.P50)/float64(time.Millisecond), "p50-ms")
-	b.ReportMetric(float64(res.P99)/float64(time.Millisecond), "p99-ms")
+	loadgen.Benchmark(ctx, b, target, conns, benchParallelism)
 }
 
 // TestBenchmarkStandInPatches keeps the benchmark honest: the stand-in
