@@ -160,6 +160,10 @@ func (cp *ControlPlane) start(ctx context.Context, binDir string, opts Options) 
 		// The advertise address is loopback, which an Endpoints object may
 		// not hold; nothing in the cluster dials the kubernetes Service.
 		"--endpoint-reconciler-type=none",
+		// Nodes here have no kubelet API, and their addresses are VPC-style
+		// private ones: an address type no node reports keeps kubectl logs
+		// and exec from dialing (or resolving) anything off this machine.
+		"--kubelet-preferred-address-types=ExternalDNS",
 		"--profiling=false",
 	}
 	apiServer, err := cp.run(binDir, apiServerName, append(apiArgs, opts.ExtraAPIServerArgs...)...)
