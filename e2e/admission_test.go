@@ -336,3 +336,46 @@ func newPool(t *testing.T, ns, name string, nsLabels map[string]string, n int32)
 	})
 	return pool.Name
 }
+
+// Pods that ask nothing of kube-eip never reach the webhook, even in an
+// opted-in namespace (matchConditions): a webhook outage then blocks only
+// pods that asked for an address. Counted on the API server's side.
+func TestPodsWithoutEIPAnnotationsSkipTheWebhook(t *testing.T) {
+	ns := newEIPNamespace(t, map[string]string{"tenant": "skip"})
+	before := webhookCalls(t)
+	for i := range 5 {
+		pod := eipPod(fmt.Sprintf("plain-%d", i), map[string]string{"team": "web", api.AnnotationAllocationID: "eipalloc-copied"})
+		created, err := kube.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if len(created.Spec.InitContainers) != 0 {
+			t.Fatalf("pod without EIP annotations was mutated: %+v", created.Spec.InitContainers)
+		}
+	}
+	if _, err := kube.CoreV1().Pods(ns).Create(t.Context(), eipPod("asks", map[string]string{api.AnnotationMode: "auto"}), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if calls := webhookCalls(t) - before; calls != 1 {
+		t.Fatalf("the API server called the webhook %v times for 5 plain pods and 1 EIP pod, want 1", calls)
+	}
+}
+
+// webhookCalls is the API server's count of calls to kube-eip's webhook.
+func webhookCalls(t *testing.T) float64 {
+	t.Helper()
+	raw, err := kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("reading API server metrics: %v", err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "apiserver_admission_webhook_admission_duration_seconds_count{") && strings.Contains(line, `name="pods.kube-eip.io"`) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
+				total += v
+			}
+		}
+	}
+	return total
+}
