@@ -27,7 +27,8 @@ func TestBinary(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "kube-eip")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-ldflags=-X main.Version=v9.9.9-test", "-o", bin, ".")
+	args := append([]string{"build", "-ldflags=-X main.Version=v9.9.9-test", "-o", bin}, raceFlags...)
+	build := exec.CommandContext(ctx, "go", append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
