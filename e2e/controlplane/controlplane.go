@@ -246,15 +246,6 @@ func (cp *ControlPlane) Running() bool {
 	return len(cp.procs) > 0
 }
 
-// PIDs returns the process ids of the running components.
-func (cp *ControlPlane) PIDs() []int {
-	pids := make([]int, 0, len(cp.procs))
-	for _, p := range cp.procs {
-		pids = append(pids, p.cmd.Process.Pid)
-	}
-	return pids
-}
-
 type healthCheck func(ctx context.Context) error
 
 // waitHealthy polls check until it passes, the process dies or ctx ends.
