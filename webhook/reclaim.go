@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,7 +49,7 @@ func (r *Reclaimer) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("reservation-reclaimer").
 		For(&v1alpha1.EIPReservation{}).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		WatchesMetadata(podMeta(), handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 			if name := obj.GetAnnotations()[api.AnnotationReservation]; name != "" {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 			}
@@ -111,9 +112,9 @@ func (r *Reclaimer) Reconcile(ctx context.Context, req reconcile.Request) (recon
 }
 
 // claimant finds the pod carrying the reservation's claim token.
-func (r *Reclaimer) claimant(ctx context.Context, res *v1alpha1.EIPReservation) (*corev1.Pod, error) {
-	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(res.Spec.PodNamespace), client.MatchingFields{indexClaim: res.Spec.Claim}); err != nil {
+func (r *Reclaimer) claimant(ctx context.Context, res *v1alpha1.EIPReservation) (*metav1.PartialObjectMetadata, error) {
+	pods := podMetaList()
+	if err := r.Client.List(ctx, pods, client.InNamespace(res.Spec.PodNamespace), client.MatchingFields{indexClaim: res.Spec.Claim}); err != nil {
 		return nil, fmt.Errorf("looking for the pod of %s: %w", res.Name, err)
 	}
 	for i := range pods.Items {

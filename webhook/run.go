@@ -101,7 +101,7 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only pods that went through admission, not the whole cluster.
-			&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
+			podMeta(): {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
 		}},
 	})
 	if err != nil {
@@ -169,7 +169,7 @@ func addIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	}); err != nil {
 		return fmt.Errorf("indexing reservations by sticky owner: %w", err)
 	}
-	if err := idx.IndexField(ctx, &corev1.Pod{}, indexClaim, func(o client.Object) []string {
+	if err := idx.IndexField(ctx, podMeta(), indexClaim, func(o client.Object) []string {
 		if claim := o.GetAnnotations()[api.AnnotationClaim]; claim != "" {
 			return []string{claim}
 		}

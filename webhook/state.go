@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
@@ -64,11 +65,22 @@ func (s CacheState) StickyReservation(pool, owner string) (*v1alpha1.EIPReservat
 
 // ClaimInUse implements State.
 func (s CacheState) ClaimInUse(namespace, claim string) bool {
-	var pods corev1.PodList
-	if err := s.Reader.List(context.Background(), &pods, client.InNamespace(namespace), client.MatchingFields{indexClaim: claim}); err != nil {
+	pods := podMetaList()
+	if err := s.Reader.List(context.Background(), pods, client.InNamespace(namespace), client.MatchingFields{indexClaim: claim}); err != nil {
 		return true // unsure: a fresh claim is always safe
 	}
 	return len(pods.Items) > 0
+}
+
+// The webhook caches managed pods as metadata only: it reads nothing else
+// of them, and a full pod informer would make the API server encode, and
+// this process decode and keep, every status change of every managed pod.
+func podMeta() *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}}
+}
+
+func podMetaList() *metav1.PartialObjectMetadataList {
+	return &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}}
 }
 
 // Namespace reads a namespace from reader.
