@@ -53,6 +53,14 @@ const (
 	AnnotationReservation = Prefix + "reservation"
 	// AnnotationReservedIP is the public address reserved at admission.
 	AnnotationReservedIP = Prefix + "reserved-ip"
+	// AnnotationAssociationID is the EC2 association of the bound address
+	// with the pod's network interface; the binder disassociates exactly
+	// this association, never one made by someone else.
+	AnnotationAssociationID = Prefix + "association-id"
+	// FinalizerRelease keeps a deleted pod until the binder has
+	// disassociated and released its address, even if the binder was down
+	// when the pod was deleted. Admission adds it.
+	FinalizerRelease = Prefix + "release"
 	// ConditionEIPReady is the pod condition (and readiness gate) that turns
 	// true once the address is associated with the pod.
 	ConditionEIPReady = Prefix + "eip-ready"
@@ -79,4 +87,29 @@ const (
 	EventReleased      = "EIPReleased"
 	EventReserveFailed = "EIPReserveFailed"
 	EventBindFailed    = "EIPBindFailed"
+	EventReleaseFailed = "EIPReleaseFailed"
 )
+
+// EC2 tags on the addresses kube-eip allocates or uses. Every address the
+// binder touches carries TagCluster; an address tagged for another cluster
+// is never touched.
+const (
+	// TagCluster names the cluster that owns the address.
+	TagCluster = Prefix + "cluster"
+	// TagOwner is the pod ("<namespace>/<name>") the address was allocated
+	// for, or is kept for (sticky).
+	TagOwner = Prefix + "owner"
+	// TagClaim is the pod's claim token, written at allocation: before
+	// allocating again for the same pod the binder looks for it, because
+	// AllocateAddress is not idempotent.
+	TagClaim = Prefix + "claim"
+	// TagMode is the mode the address was allocated for (auto, sticky).
+	TagMode = Prefix + "mode"
+	// TagController is the pod's controller ("<Kind>/<name>") for sticky
+	// addresses: they are kept while it exists.
+	TagController = Prefix + "controller"
+)
+
+// VPC CNI's annotation naming the branch network interface of a pod that
+// uses security groups for pods.
+const AnnotationPodENI = "vpc.amazonaws.com/pod-eni"

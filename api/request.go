@@ -47,7 +47,7 @@ const (
 // kube-eip and tolerated on input (a manifest exported from a live pod).
 var (
 	userKeys   = []string{AnnotationMode, AnnotationPool, AnnotationPublicIPv4Pool}
-	systemKeys = []string{AnnotationAllocationID, AnnotationClaim, AnnotationReservation, AnnotationReservedIP, LabelPublicIP, LabelManaged}
+	systemKeys = []string{AnnotationAllocationID, AnnotationAssociationID, AnnotationClaim, AnnotationReservation, AnnotationReservedIP, LabelPublicIP, LabelManaged}
 	// admissionKeys are the system keys the webhook itself writes.
 	admissionKeys = []string{AnnotationClaim, AnnotationReservation, AnnotationReservedIP}
 	legacyKeys    = []string{LegacyAnnotationType, LegacyAnnotationIPv4Pool, LegacyAnnotationTag, LegacyAnnotationTagValue}

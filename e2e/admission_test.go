@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -303,29 +307,27 @@ func newEIPNamespace(t testing.TB, labels map[string]string) string {
 // waits until admission in ns sees it.
 func newPool(t *testing.T, ns, name string, nsLabels map[string]string, n int32) string {
 	t.Helper()
+	tag := map[string]string{"kube-eip.io/e2e-pool": name + "-" + strings.ToLower(rand.Text()[:6])}
 	pool := &v1alpha1.EIPPool{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-"},
 		Spec: v1alpha1.EIPPoolSpec{
-			TagSelector:       map[string]string{"kube-eip.io/e2e-pool": name},
+			TagSelector:       tag,
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: nsLabels},
 		},
 	}
+	allocateTagged(t, tag, int(n))
 	if err := crClient.Create(t.Context(), pool); err != nil {
 		t.Fatalf("creating pool: %v", err)
 	}
 	t.Cleanup(func() { _ = crClient.Delete(context.Background(), pool) })
-	for i := range n {
-		pool.Status.Addresses = append(pool.Status.Addresses, v1alpha1.PoolAddress{
-			AllocationID: fmt.Sprintf("eipalloc-%s%04d", strings.ReplaceAll(pool.Name, "-", ""), i),
-			PublicIP:     fmt.Sprintf("198.51.%d.%d", len(pool.Name)%256, i+1),
-		})
-	}
-	pool.Status.Total = n
-	if err := crClient.Status().Update(t.Context(), pool); err != nil {
-		t.Fatalf("writing pool status: %v", err)
-	}
-	// The webhook decides from its cache: wait until a dry run in ns sees
-	// the pool with its addresses.
+	// The binder fills the status from EC2, and the webhook decides from
+	// its cache of it: wait until a dry run in ns sees the addresses.
+	eventually(t, 30*time.Second, "the binder counts the pool's addresses", func(ctx context.Context) (bool, string, error) {
+		if err := crClient.Get(ctx, client.ObjectKeyFromObject(pool), pool); err != nil {
+			return false, "", err
+		}
+		return pool.Status.Total == n, fmt.Sprintf("status.total=%d", pool.Status.Total), nil
+	})
 	eventually(t, 10*time.Second, "webhook sees the pool", func(ctx context.Context) (bool, string, error) {
 		probe := eipPod("probe", map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: pool.Name})
 		_, err := kube.CoreV1().Pods(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
@@ -335,6 +337,43 @@ func newPool(t *testing.T, ns, name string, nsLabels map[string]string, n int32)
 		return true, "", nil
 	})
 	return pool.Name
+}
+
+// allocateTagged allocates n addresses in EC2 carrying tags, as an
+// operator tags addresses for a pool, and releases them after the test.
+func allocateTagged(t *testing.T, tags map[string]string, n int) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		var ec2Tags []ec2types.Tag
+		for k, v := range tags {
+			ec2Tags = append(ec2Tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
+		}
+		out, err := ec2api.AllocateAddress(t.Context(), &ec2.AllocateAddressInput{
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeElasticIp, Tags: ec2Tags}},
+		})
+		if err != nil {
+			t.Fatalf("allocating a tagged address: %v", err)
+		}
+		ids = append(ids, aws.ToString(out.AllocationId))
+	}
+	t.Cleanup(func() { releaseAll(ids) })
+	return ids
+}
+
+// releaseAll disassociates and releases addresses, whatever holds them.
+func releaseAll(ids []string) {
+	ctx := context.Background()
+	out, err := ec2api.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{Filters: []ec2types.Filter{{Name: aws.String("allocation-id"), Values: ids}}})
+	if err != nil {
+		return
+	}
+	for _, a := range out.Addresses {
+		if a.AssociationId != nil {
+			_, _ = ec2api.DisassociateAddress(ctx, &ec2.DisassociateAddressInput{AssociationId: a.AssociationId})
+		}
+		_, _ = ec2api.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: a.AllocationId})
+	}
 }
 
 // Pods that ask nothing of kube-eip never reach the webhook, even in an

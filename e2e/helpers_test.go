@@ -53,7 +53,11 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx 
 func podSummary(pods []corev1.Pod) string {
 	var b strings.Builder
 	for _, p := range pods {
-		fmt.Fprintf(&b, "%s node=%q phase=%s; ", p.Name, p.Spec.NodeName, p.Status.Phase)
+		fmt.Fprintf(&b, "%s node=%q phase=%s", p.Name, p.Spec.NodeName, p.Status.Phase)
+		if p.DeletionTimestamp != nil {
+			fmt.Fprintf(&b, " deleting finalizers=%v", p.Finalizers)
+		}
+		b.WriteString("; ")
 	}
 	return b.String()
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kube-eip/kube-eip/e2e/ec2sim"
 	"github.com/kube-eip/kube-eip/e2e/stack"
 	"github.com/kube-eip/kube-eip/e2e/testmain"
 	"github.com/kube-eip/kube-eip/webhook"
@@ -31,9 +32,24 @@ var (
 // claimTTL is short so that the suite sees orphaned reservations reclaimed.
 const claimTTL = 3 * time.Second
 
+// The binder's sweep runs often and its grace is short, so that the suite
+// sees drift repaired within seconds.
+const (
+	sweepInterval = 2 * time.Second
+	orphanGrace   = 2 * time.Second
+	throttleScale = 10
+)
+
 func TestMain(m *testing.M) {
 	start := func(ctx context.Context) (*stack.Stack, error) {
-		return stack.Start(ctx, stack.Options{Log: testLogger(), ClaimTTL: claimTTL})
+		return stack.Start(ctx, stack.Options{
+			Log:      testLogger(),
+			ClaimTTL: claimTTL,
+			// Room for the suite's addresses; AWS's buckets, ten times
+			// faster, with the binder's client limited to match.
+			EC2:    ec2sim.Options{EIPQuota: 500, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale}},
+			Binder: stack.BinderOptions{RateScale: throttleScale, SweepInterval: sweepInterval, OrphanGrace: orphanGrace},
+		})
 	}
 	os.Exit(testmain.Run(m, start, func(s *stack.Stack) error {
 		env, kube, ec2api = s, s.Kube, s.EC2Client

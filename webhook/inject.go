@@ -23,7 +23,7 @@ type InjectConfig struct {
 }
 
 // Inject adds to pod what a managed pod needs: the label the binder selects
-// on, the claim, the wait init container over a downward-API volume of the
+// on, the claim, the binder's finalizer, the wait init container over a downward-API volume of the
 // pod's labels, and the readiness gate. Each piece is checked before it is
 // added, so running it again (reinvocation, UPDATE) changes nothing.
 func Inject(pod *corev1.Pod, cfg InjectConfig, claim string, res *v1alpha1.EIPReservation) {
@@ -40,6 +40,12 @@ func Inject(pod *corev1.Pod, cfg InjectConfig, claim string, res *v1alpha1.EIPRe
 	if res != nil {
 		pod.Annotations[api.AnnotationReservation] = res.Name
 		pod.Annotations[api.AnnotationReservedIP] = res.Spec.PublicIP
+	}
+
+	// Set at creation, the finalizer holds even a pod deleted before the
+	// binder ever saw it until its address is accounted for.
+	if !slices.Contains(pod.Finalizers, api.FinalizerRelease) {
+		pod.Finalizers = append(pod.Finalizers, api.FinalizerRelease)
 	}
 
 	if !slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == api.PodInfoVolumeName }) {

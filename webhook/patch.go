@@ -17,6 +17,7 @@ func patchOps(orig, mutated *corev1.Pod) []jsonpatch.JsonPatchOperation {
 	var ops []jsonpatch.JsonPatchOperation
 	ops = mapOps(ops, "/metadata/labels", orig.Labels, mutated.Labels)
 	ops = mapOps(ops, "/metadata/annotations", orig.Annotations, mutated.Annotations)
+	ops = appendOps(ops, "/metadata/finalizers", orig.Finalizers, mutated.Finalizers)
 	ops = prependOps(ops, "/spec/initContainers", orig.Spec.InitContainers, mutated.Spec.InitContainers)
 	ops = appendOps(ops, "/spec/volumes", orig.Spec.Volumes, mutated.Spec.Volumes)
 	ops = appendOps(ops, "/spec/readinessGates", orig.Spec.ReadinessGates, mutated.Spec.ReadinessGates)

@@ -64,8 +64,10 @@ func (r *Reclaimer) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	if err := r.Client.Get(ctx, req.NamespacedName, res); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if res.DeletionTimestamp != nil || res.Status.PodUID != "" {
-		return reconcile.Result{}, nil // claimed: the binder owns it from here
+	if res.DeletionTimestamp != nil || res.Status.PodUID != "" || res.Status.PodName != "" {
+		// Claimed once: the binder owns it from here (a sticky reservation
+		// outlives its pods).
+		return reconcile.Result{}, nil
 	}
 	log := log.FromContext(ctx).WithValues("reservation", res.Name, "pool", res.Spec.Pool, "namespace", res.Spec.PodNamespace)
 

@@ -26,6 +26,7 @@ type runFunc func(ctx context.Context, stdout io.Writer) error
 
 var commands = []command{
 	{name: "webhook", summary: "serve the mutating admission webhook for pods", flags: webhookFlags},
+	{name: "binder", summary: "associate each managed pod's Elastic IP with its network interface, and release it after", flags: binderFlags},
 	{name: "wait", summary: "block until the pod's Elastic IP is attached (the kube-eip-wait init container)", flags: waitFlags},
 	{name: "version", summary: "print the version", flags: versionFlags},
 }

@@ -20,6 +20,10 @@ func StartChild(name, binary, logDir string, args, env []string) (*Child, error)
 // Stop terminates the child, killing it after grace.
 func (c *Child) Stop(grace time.Duration) { c.p.stop(grace) }
 
+// Kill ends the child at once, with SIGKILL, as a node or OOM kill would:
+// it gets no chance to clean up.
+func (c *Child) Kill() { c.p.stop(0) }
+
 // Exited reports whether the child has exited.
 func (c *Child) Exited() bool { return c.p.exited() }
 

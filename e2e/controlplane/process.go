@@ -65,6 +65,11 @@ func (p *process) stop(grace time.Duration) {
 		return
 	}
 	pgid := p.cmd.Process.Pid
+	if grace <= 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+		return
+	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:

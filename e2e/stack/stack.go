@@ -53,6 +53,9 @@ type Options struct {
 	WaitTimeout time.Duration
 	// ClaimTTL is how long a reservation waits for its pod.
 	ClaimTTL time.Duration
+	// Binder tunes the binder (kube-eip binder), which runs unless
+	// disabled.
+	Binder BinderOptions
 	// Log receives the components' logs.
 	Log logr.Logger
 }
@@ -75,10 +78,14 @@ type Stack struct {
 	EC2Client *ec2.Client
 	// WebhookURL is where the admission webhook serves.
 	WebhookURL string
+	// BinderMetricsURL serves the binder's metrics.
+	BinderMetricsURL string
 
 	dir         string
 	tempDir     bool
 	stopWebhook func() error
+	binder      *controlplane.Child
+	opts        Options
 }
 
 // Start brings the stack up; on error nothing is left running.
@@ -139,8 +146,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
+	s.opts = opts
 	if err := s.startWebhook(ctx, opts); err != nil {
 		return nil, err
+	}
+	if !opts.Binder.Disabled {
+		if err := s.StartBinder(ctx); err != nil {
+			return nil, err
+		}
 	}
 
 	localImages := map[string]string{}
@@ -198,6 +211,7 @@ func (s *Stack) Stop() error {
 	if s.Nodes != nil {
 		s.Nodes.Stop()
 	}
+	s.StopBinder()
 	if s.stopWebhook != nil {
 		errs = append(errs, s.stopWebhook())
 	}
@@ -211,4 +225,20 @@ func (s *Stack) Stop() error {
 		errs = append(errs, os.RemoveAll(s.dir))
 	}
 	return errors.Join(errs...)
+}
+
+// StartNodeGroup starts another set of n fake nodes, labelled and tagged
+// with group, like a second EKS node group. Stop it with its Stop.
+func (s *Stack) StartNodeGroup(ctx context.Context, group string, n int) (*fakenode.Kubelet, error) {
+	localImages := map[string]string{strings.SplitN(Image, ":", 2)[0]: s.opts.KubeEIPBinary}
+	return fakenode.Start(ctx, fakenode.Options{
+		Client:           s.Kube,
+		EC2:              s.EC2Client,
+		Nodes:            n,
+		Group:            group,
+		ClusterName:      s.opts.EC2.ClusterName,
+		PrefixDelegation: s.opts.PrefixDelegation,
+		LocalImages:      localImages,
+		Logger:           s.opts.Log.WithName("fakenode-" + group),
+	})
 }

@@ -1,0 +1,91 @@
+// Package binder associates each managed pod's Elastic IP with the network
+// interface that holds the pod's IP, marks the pod, and releases the
+// address when the pod goes. A finalizer set at admission guarantees the
+// release even if the binder was down; a periodic sweep compares EC2 with
+// the cluster and repairs drift both ways.
+package binder
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/kube-eip/kube-eip/binder/cloud"
+)
+
+// Config is what a Binder is built from.
+type Config struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads the API server directly.
+	APIReader client.Reader
+	EC2       cloud.API
+	Recorder  events.EventRecorder
+	// Cluster is the value of the kube-eip.io/cluster tag on every address
+	// this binder owns.
+	Cluster string
+	// OrphanGrace is how long an address must have had no owner before the
+	// sweep releases it.
+	OrphanGrace time.Duration
+	Log         logr.Logger
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// Binder holds what the pod reconciler and the sweep share.
+type Binder struct {
+	Config
+
+	inv  *inventory
+	enis *eniResolver
+	// ready is closed once the first sweep loaded the inventory: binding
+	// before that could allocate an address a previous run already holds.
+	ready     chan struct{}
+	readyOnce sync.Once
+	// requeue carries pods the sweep found drifted to the controller.
+	requeue chan event.GenericEvent
+
+	mu      sync.Mutex
+	orphans map[string]time.Time // allocation id → first seen unowned
+	seen    map[string]time.Time // pod UID → first seen with an IP
+}
+
+// New returns a Binder.
+func New(cfg Config) *Binder {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.OrphanGrace == 0 {
+		cfg.OrphanGrace = DefaultOrphanGrace
+	}
+	b := &Binder{Config: cfg}
+	b.inv = newInventory(b.Now)
+	b.enis = newENIResolver(b.EC2)
+	b.ready = make(chan struct{})
+	b.requeue = make(chan event.GenericEvent, 1024)
+	b.orphans = map[string]time.Time{}
+	b.seen = map[string]time.Time{}
+	return b
+}
+
+// DefaultOrphanGrace leaves an address without an owner alone for this
+// long before the sweep releases it, so that nothing the binder is still
+// working on can be mistaken for an orphan.
+const DefaultOrphanGrace = 30 * time.Second
+
+func (b *Binder) markReady() { b.readyOnce.Do(func() { close(b.ready) }) }
+
+// waitReady blocks until the inventory is loaded.
+func (b *Binder) waitReady(ctx context.Context) error {
+	select {
+	case <-b.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,39 @@
+package binder
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	binds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "binds_total",
+		Help: "Addresses associated with pods, by mode.",
+	}, []string{"mode"})
+	releases = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "releases_total",
+		Help: "Addresses taken off deleted or finished pods, by what became of them (released, returned, kept).",
+	}, []string{"outcome"})
+	bindLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "bind_duration_seconds",
+		Help:    "Time from the binder first seeing a pod with an IP to the pod being labelled with its address.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	})
+	sweepOrphans = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "sweep_repairs_total",
+		Help: "Drift the periodic sweep repaired, by kind (orphan_released, stale_disassociated, reservation_freed, association_restored).",
+	}, []string{"kind"})
+	sweepDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "sweep_duration_seconds",
+		Help:    "Duration of the periodic reconciliation of EC2 against the cluster.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+	})
+	inventorySize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "addresses",
+		Help: "Addresses the binder tracks, by state (associated, idle).",
+	}, []string{"state"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, inventorySize)
+}

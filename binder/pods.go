@@ -1,0 +1,233 @@
+package binder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kube-eip/kube-eip/api"
+)
+
+// Reconcile implements reconcile.Reconciler for managed pods: fetch, clean
+// up if the pod is going, make sure of the finalizer, bind once the pod
+// has a node and an IP, and write the pod only if something changed.
+func (b *Binder) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := b.waitReady(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	pod := &corev1.Pod{}
+	if err := b.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if pod.Labels[api.LabelManaged] != "true" {
+		return reconcile.Result{}, nil
+	}
+	ctx = log.IntoContext(ctx, log.FromContext(ctx).WithValues("pod", client.ObjectKeyFromObject(pod)))
+
+	switch {
+	case pod.DeletionTimestamp != nil:
+		return reconcile.Result{}, b.finalize(ctx, pod)
+	case terminal(pod):
+		// A finished pod (a Job's) keeps no address, though it may stay.
+		return reconcile.Result{}, b.finalize(ctx, pod)
+	}
+	if !slices.Contains(pod.Finalizers, api.FinalizerRelease) {
+		// Admitted before the webhook set the finalizer: add it before
+		// anything is allocated.
+		base := pod.DeepCopy()
+		pod.Finalizers = append(pod.Finalizers, api.FinalizerRelease)
+		if err := b.Client.Patch(ctx, pod, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return reconcile.Result{}, fmt.Errorf("adding the finalizer: %w", err)
+		}
+	}
+	if pod.Spec.NodeName == "" || pod.Status.PodIP == "" {
+		return reconcile.Result{}, nil // the IP's arrival triggers us again
+	}
+	return b.bind(ctx, pod)
+}
+
+func terminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// bind associates the pod's address with its target and marks the pod.
+func (b *Binder) bind(ctx context.Context, pod *corev1.Pod) (reconcile.Result, error) {
+	first := b.firstSeen(pod)
+	node := &corev1.Node{}
+	if err := b.Client.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, node); err != nil {
+		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", pod.Spec.NodeName, err)
+	}
+	target, err := b.enis.resolve(ctx, pod, node)
+	if errors.Is(err, errIPNotFound) {
+		// The CNI may not have finished; the next look asks EC2 again.
+		return reconcile.Result{RequeueAfter: time.Second}, nil
+	} else if err != nil {
+		return reconcile.Result{}, err
+	}
+	addr, err := b.obtain(ctx, pod)
+	if err != nil {
+		b.warn(pod, "Obtain", err)
+		return reconcile.Result{}, err
+	}
+	associated := false
+	if !addr.On(target) {
+		if addr, err = b.associate(ctx, pod, addr, target); err != nil {
+			if isTargetGone(err) {
+				b.enis.forget(node)
+			}
+			b.warn(pod, "Associate", err)
+			return reconcile.Result{}, err
+		}
+		associated = true
+	}
+	changed, err := b.markBound(ctx, pod, addr)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if changed {
+		bindLatency.Observe(b.Now().Sub(first).Seconds())
+	}
+	if associated {
+		binds.WithLabelValues(modeOf(pod)).Inc()
+		b.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, api.EventAssociated, "Associate",
+			"Associated %s (%s) with %s %s", addr.PublicIP, addr.AllocationID, target.ENI, target.PrivateIP)
+		log.FromContext(ctx).V(1).Info("associated", "publicIP", addr.PublicIP, "allocationID", addr.AllocationID, "eni", target.ENI, "privateIP", target.PrivateIP)
+	}
+	b.forgetSeen(pod)
+	return reconcile.Result{}, nil
+}
+
+// markBound writes the address onto the pod: the label the wait container
+// reads, the allocation and association, and the readiness condition. It
+// reports whether anything had to be written.
+func (b *Binder) markBound(ctx context.Context, pod *corev1.Pod, addr Address) (bool, error) {
+	changed := false
+	if pod.Labels[api.LabelPublicIP] != addr.PublicIP ||
+		pod.Annotations[api.AnnotationAllocationID] != addr.AllocationID ||
+		pod.Annotations[api.AnnotationAssociationID] != addr.AssociationID ||
+		!slices.Contains(pod.Finalizers, api.FinalizerRelease) {
+		base := pod.DeepCopy()
+		if pod.Labels == nil {
+			pod.Labels = map[string]string{}
+		}
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Labels[api.LabelPublicIP] = addr.PublicIP
+		pod.Annotations[api.AnnotationAllocationID] = addr.AllocationID
+		pod.Annotations[api.AnnotationAssociationID] = addr.AssociationID
+		if !slices.Contains(pod.Finalizers, api.FinalizerRelease) {
+			pod.Finalizers = append(pod.Finalizers, api.FinalizerRelease)
+		}
+		if err := b.Client.Patch(ctx, pod, client.MergeFrom(base)); err != nil {
+			return false, fmt.Errorf("labelling the pod with %s: %w", addr.PublicIP, err)
+		}
+		changed = true
+	}
+	if !eipReady(pod) {
+		base := pod.DeepCopy()
+		setCondition(pod, corev1.PodCondition{
+			Type: api.ConditionEIPReady, Status: corev1.ConditionTrue, Reason: "Associated",
+			Message: fmt.Sprintf("%s (%s) is associated with the pod", addr.PublicIP, addr.AllocationID),
+		}, b.Now())
+		if err := b.Client.Status().Patch(ctx, pod, client.StrategicMergeFrom(base)); err != nil {
+			return changed, fmt.Errorf("setting the %s condition: %w", api.ConditionEIPReady, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+func eipReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == api.ConditionEIPReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func setCondition(pod *corev1.Pod, c corev1.PodCondition, now time.Time) {
+	c.LastTransitionTime = metav1.NewTime(now)
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == c.Type {
+			if pod.Status.Conditions[i].Status == c.Status {
+				c.LastTransitionTime = pod.Status.Conditions[i].LastTransitionTime
+			}
+			pod.Status.Conditions[i] = c
+			return
+		}
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, c)
+}
+
+// finalize takes the address off a pod that is going (or finished), then
+// lets the pod go.
+func (b *Binder) finalize(ctx context.Context, pod *corev1.Pod) error {
+	b.forgetSeen(pod)
+	if !slices.Contains(pod.Finalizers, api.FinalizerRelease) && pod.Annotations[api.AnnotationAllocationID] == "" {
+		return nil
+	}
+	if err := b.release(ctx, pod); err != nil {
+		b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release", "Releasing the address: %v", err)
+		return err
+	}
+	base := pod.DeepCopy()
+	pod.Finalizers = slices.DeleteFunc(pod.Finalizers, func(f string) bool { return f == api.FinalizerRelease })
+	if pod.DeletionTimestamp == nil {
+		// A finished pod stays: say it has no address any more, so that
+		// nothing is released twice.
+		delete(pod.Labels, api.LabelPublicIP)
+		delete(pod.Annotations, api.AnnotationAllocationID)
+		delete(pod.Annotations, api.AnnotationAssociationID)
+	}
+	if err := b.Client.Patch(ctx, pod, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("removing the finalizer: %w", err)
+	}
+	return nil
+}
+
+func modeOf(pod *corev1.Pod) string {
+	if req, _, _ := api.ParseRequest(pod.Annotations); req != nil {
+		return string(req.Mode)
+	}
+	return "unknown"
+}
+
+func (b *Binder) warn(pod *corev1.Pod, action string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventBindFailed, action, "%v", err)
+}
+
+// firstSeen remembers when the binder first saw the pod with an IP, for
+// the bind latency metric.
+func (b *Binder) firstSeen(pod *corev1.Pod) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.seen[string(pod.UID)]
+	if !ok {
+		t = b.Now()
+		b.seen[string(pod.UID)] = t
+	}
+	return t
+}
+
+func (b *Binder) forgetSeen(pod *corev1.Pod) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.seen, string(pod.UID))
+}

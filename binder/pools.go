@@ -1,0 +1,120 @@
+package binder
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+)
+
+// statusRefresh rewrites an unchanged pool status this often, so that
+// lastSyncTime shows the binder is alive.
+const statusRefresh = 5 * time.Minute
+
+// syncPool writes a pool's status from the sweep's view of EC2 (the
+// webhook reserves from it) and grows the pool if it is configured to.
+func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, reserved map[string]*v1alpha1.EIPReservation, ix podIndex) error {
+	st := poolStatus(pool, b.inv.all(), b.Cluster, reserved, ix)
+	if err := b.grow(ctx, pool, st); err != nil {
+		return err
+	}
+	now := metav1.NewTime(b.Now())
+	old := pool.Status
+	st.ObservedGeneration = pool.Generation
+	st.Conditions = slices.Clone(old.Conditions)
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: v1alpha1.PoolConditionReady, Status: metav1.ConditionTrue, Reason: "Synced",
+		Message: fmt.Sprintf("%d addresses match the tag selector", st.Total), ObservedGeneration: pool.Generation,
+	})
+	exhausted := metav1.Condition{Type: v1alpha1.PoolConditionExhausted, Status: metav1.ConditionFalse, Reason: "FreeAddresses",
+		Message: fmt.Sprintf("%d of %d addresses are free", st.Free, st.Total), ObservedGeneration: pool.Generation}
+	if st.Free == 0 {
+		exhausted.Status, exhausted.Reason = metav1.ConditionTrue, "NoFreeAddress"
+		exhausted.Message = "every address of the pool is reserved or in use; tag more Elastic IPs with the pool's selector, or configure growth"
+	}
+	meta.SetStatusCondition(&st.Conditions, exhausted)
+	st.LastSyncTime = old.LastSyncTime
+	if equality.Semantic.DeepEqual(st, old) && old.LastSyncTime != nil && now.Sub(old.LastSyncTime.Time) < statusRefresh {
+		return nil
+	}
+	st.LastSyncTime = &now
+	base := pool.DeepCopy()
+	pool.Status = st
+	if err := b.Client.Status().Patch(ctx, pool, client.MergeFrom(base)); err != nil {
+		return fmt.Errorf("writing the status of pool %s: %w", pool.Name, client.IgnoreNotFound(err))
+	}
+	return nil
+}
+
+// poolStatus counts a pool's addresses: reserved ones are held by a
+// reservation, bound ones are also associated, and an address associated
+// by someone other than kube-eip is not free.
+func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserved map[string]*v1alpha1.EIPReservation, ix podIndex) v1alpha1.EIPPoolStatus {
+	var st v1alpha1.EIPPoolStatus
+	slices.SortFunc(addrs, func(x, y Address) int { return strings.Compare(x.PublicIP, y.PublicIP) })
+	elsewhere := int32(0)
+	for _, a := range addrs {
+		if !matchesSelector(a.Tags, pool.Spec.TagSelector) || ownedElsewhere(a.Tags, cluster) {
+			continue
+		}
+		pa := v1alpha1.PoolAddress{AllocationID: a.AllocationID, PublicIP: a.PublicIP}
+		st.Total++
+		switch res := reserved[a.AllocationID]; {
+		case res != nil:
+			st.Reserved++
+			pa.StickyOwner = res.Spec.StickyOwner
+			if a.AssociationID != "" {
+				st.Bound++
+			}
+		case a.AssociationID != "" && ix.byAssoc[a.AssociationID] == nil:
+			pa.AssociatedElsewhere = true
+			elsewhere++
+		}
+		st.Addresses = append(st.Addresses, pa)
+	}
+	st.Free = st.Total - st.Reserved - elsewhere
+	return st
+}
+
+// grow allocates addresses for a pool with growth configured, to keep
+// Warm free ones, up to MaxAddresses.
+func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.EIPPoolStatus) error {
+	g := pool.Spec.Growth
+	if g == nil {
+		return nil
+	}
+	need := min(g.Warm-st.Free, g.MaxAddresses-st.Total)
+	tags := maps.Clone(pool.Spec.TagSelector)
+	tags[api.TagCluster] = b.Cluster
+	for range max(need, 0) {
+		in := &ec2.AllocateAddressInput{
+			Domain:            types.DomainTypeVpc,
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeElasticIp, Tags: ec2Tags(tags)}},
+		}
+		if p := g.PublicIPv4Pool; p != "" && p != "amazon" {
+			in.PublicIpv4Pool = aws.String(p)
+		}
+		out, err := b.EC2.AllocateAddress(ctx, in)
+		if err != nil {
+			// A lost answer leaves an address with the pool's tags, which
+			// the next sweep counts: growth needs no token.
+			return fmt.Errorf("growing pool %s: %w", pool.Name, err)
+		}
+		b.inv.put(Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), Tags: maps.Clone(tags)})
+		b.Recorder.Eventf(pool, nil, "Normal", "PoolGrown", "Allocate", "Allocated %s (%s) to keep %d addresses free", aws.ToString(out.PublicIp), aws.ToString(out.AllocationId), g.Warm)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package binder
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+)
+
+// release takes the pod's address off it first (the CNI will hand the IP
+// to another pod, and the address must not follow), then disposes of it by
+// mode: auto addresses go back to AWS, pool addresses to their pool, sticky
+// ones stay for the next pod of the same name.
+func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
+	resName := pod.Annotations[api.AnnotationReservation]
+	claim := pod.Annotations[api.AnnotationClaim]
+	allocID := pod.Annotations[api.AnnotationAllocationID]
+	if allocID == "" {
+		allocID = resName // a reservation is named after its address
+	}
+
+	var addr Address
+	var found bool
+	var err error
+	switch {
+	case allocID != "":
+		if addr, found = b.inv.get(allocID); !found {
+			var addrs []Address
+			if addrs, err = b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{allocID}}); err != nil {
+				return fmt.Errorf("reading address %s: %w", allocID, err)
+			}
+			addr, found = firstOf(addrs)
+		}
+	case claim != "":
+		// Allocated, perhaps, but never recorded on the pod.
+		addr, found = b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim})
+		if !found && b.inv.isUncertain(claim) {
+			addrs, err := b.describe(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
+				{Name: aws.String("tag:" + api.TagClaim), Values: []string{claim}},
+				{Name: aws.String("tag:" + api.TagCluster), Values: []string{b.Cluster}},
+			}})
+			if err != nil {
+				return fmt.Errorf("looking for an address allocated for claim %s: %w", claim, err)
+			}
+			b.inv.setUncertain(claim, false)
+			addr, found = firstOf(addrs)
+		}
+	}
+
+	if found && addr.AssociationID != "" && b.ownsAssociationOf(pod, addr) {
+		if err := b.disassociate(ctx, addr); err != nil {
+			return err
+		}
+	}
+
+	outcome := ""
+	switch {
+	case resName != "":
+		if outcome, err = b.returnReservation(ctx, pod, resName, addr, found); err != nil {
+			return err
+		}
+	case !found:
+	case addr.Tags[api.TagMode] == string(api.ModeSticky):
+		outcome = "kept"
+	case addr.Tags[api.TagCluster] == b.Cluster && addr.Tags[api.TagClaim] == claim:
+		if err := b.releaseAddress(ctx, addr); err != nil {
+			return err
+		}
+		outcome = "released"
+	}
+	if outcome != "" {
+		releases.WithLabelValues(outcome).Inc()
+		b.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, api.EventReleased, "Release", "%s %s (%s)", releaseVerb(outcome), addr.PublicIP, addr.AllocationID)
+		log.FromContext(ctx).V(1).Info("released", "outcome", outcome, "allocationID", addr.AllocationID)
+	}
+	return nil
+}
+
+func releaseVerb(outcome string) string {
+	switch outcome {
+	case "released":
+		return "Released to AWS"
+	case "returned":
+		return "Returned to its pool"
+	default:
+		return "Disassociated and kept for the next pod of this name:"
+	}
+}
+
+// ownsAssociationOf tells whether the address's association belongs to
+// this pod: recorded on it, made for its claim, or on its IP.
+func (b *Binder) ownsAssociationOf(pod *corev1.Pod, addr Address) bool {
+	switch {
+	case addr.AssociationID == pod.Annotations[api.AnnotationAssociationID]:
+		return true
+	case addr.Tags[api.TagCluster] == b.Cluster && addr.Tags[api.TagClaim] != "" && addr.Tags[api.TagClaim] == pod.Annotations[api.AnnotationClaim]:
+		return true
+	case pod.Status.PodIP != "" && addr.PrivateIP == pod.Status.PodIP:
+		return true
+	}
+	return false
+}
+
+// returnReservation ends a pod's hold on its reservation: a pool address
+// becomes free again (or goes back to AWS under releasePolicy Release), a
+// sticky one waits for the next pod of the same name.
+func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, name string, addr Address, found bool) (string, error) {
+	res := &v1alpha1.EIPReservation{}
+	if err := b.Client.Get(ctx, client.ObjectKey{Name: name}, res); err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	if uid := res.Status.PodUID; uid != "" && uid != string(pod.UID) {
+		return "", nil // a newer pod holds it now
+	}
+	if res.Spec.Mode == v1alpha1.ReservationModeSticky {
+		if res.Status.PodUID == "" && res.Status.Phase == v1alpha1.ReservationReserved {
+			return "", nil
+		}
+		base := res.DeepCopy()
+		res.Status.PodUID, res.Status.Phase = "", v1alpha1.ReservationReserved
+		if res.Status.PodName == "" {
+			res.Status.PodName = pod.Name
+		}
+		if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return "", fmt.Errorf("keeping reservation %s for %s: %w", name, owner(pod), client.IgnoreNotFound(err))
+		}
+		return "kept", nil
+	}
+	pool := &v1alpha1.EIPPool{}
+	if err := b.Client.Get(ctx, client.ObjectKey{Name: res.Spec.Pool}, pool); err == nil &&
+		pool.Spec.ReleasePolicy == v1alpha1.ReleasePolicyRelease && found && addr.Tags[api.TagCluster] == b.Cluster {
+		if err := b.releaseAddress(ctx, addr); err != nil {
+			return "", err
+		}
+	}
+	uid := res.UID
+	if err := b.Client.Delete(ctx, res, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("returning %s to pool %s: %w", name, res.Spec.Pool, err)
+	}
+	return "returned", nil
+}
+
+func firstOf(addrs []Address) (Address, bool) {
+	if len(addrs) == 0 {
+		return Address{}, false
+	}
+	return addrs[0], true
+}

@@ -1,0 +1,178 @@
+package binder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/binder/cloud"
+)
+
+// Options configures the binder process.
+type Options struct {
+	// Config reaches the API server.
+	Config *rest.Config
+	// EC2 is the EC2 client (rate-limited and instrumented: cloud.NewClient).
+	EC2 cloud.API
+	// ClusterName is written on, and required of, every address the binder
+	// touches.
+	ClusterName string
+	// Workers bounds concurrent pod reconciles. Most of their time is spent
+	// waiting for EC2's rate limits, so it is well above the core count.
+	Workers int
+	// SweepInterval is how often EC2 is compared with the cluster.
+	SweepInterval time.Duration
+	// OrphanGrace is how long an address must be without owner before the
+	// sweep releases it.
+	OrphanGrace time.Duration
+	// LeaderElection makes one replica of several do the work.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// MetricsAddr and HealthAddr serve /metrics and /healthz, /readyz; "0"
+	// turns them off.
+	MetricsAddr string
+	HealthAddr  string
+	Log         logr.Logger
+}
+
+// DefaultWorkers is the default number of concurrent pod reconciles.
+const DefaultWorkers = 64
+
+// Index names on the manager's cache.
+const (
+	indexAssociation = "metadata.annotations.association-id"
+	indexUID         = "metadata.uid"
+)
+
+// Run binds until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	if opts.ClusterName == "" {
+		return errors.New("the cluster name is required: it tags every address the binder owns")
+	}
+	if opts.EC2 == nil {
+		return errors.New("an EC2 client is required")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
+	log := opts.Log
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = v1alpha1.AddToScheme(scheme)
+	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        log,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        opts.HealthAddr,
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionID:              "kube-eip-binder",
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache: cache.Options{
+			// Managed pods only: the cluster's other pods cost nothing.
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
+			},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the controller manager: %w", err)
+	}
+	if err := addIndexes(ctx, mgr); err != nil {
+		return err
+	}
+	b := New(Config{
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		EC2:         opts.EC2,
+		Recorder:    mgr.GetEventRecorder("kube-eip-binder"),
+		Cluster:     opts.ClusterName,
+		OrphanGrace: opts.OrphanGrace,
+		Log:         log.WithName("binder"),
+	})
+	if err := b.SetupWithManager(mgr, opts.Workers); err != nil {
+		return err
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return b.runSweeps(ctx, opts.SweepInterval)
+	})); err != nil {
+		return fmt.Errorf("adding the sweep: %w", err)
+	}
+	if opts.HealthAddr != "0" && opts.HealthAddr != "" {
+		_ = mgr.AddHealthzCheck("ping", healthz.Ping)
+		_ = mgr.AddReadyzCheck("inventory", func(*http.Request) error { return b.readyErr() })
+	}
+	return mgr.Start(ctx)
+}
+
+// SetupWithManager registers the pod controller: managed pods, and pods the
+// sweep found drifted.
+func (b *Binder) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("pod-binder").
+		For(&corev1.Pod{}).
+		WatchesRawSource(source.Channel(b.requeue, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: workers,
+			// Failed binds come back with backoff, from 50 ms to 2 min;
+			// nothing is ever dropped.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](50*time.Millisecond, 2*time.Minute),
+		}).
+		Complete(b)
+}
+
+func addIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &corev1.Pod{}, indexAssociation, func(o client.Object) []string {
+		if a := o.GetAnnotations()[api.AnnotationAssociationID]; a != "" {
+			return []string{a}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing pods by association: %w", err)
+	}
+	if err := idx.IndexField(ctx, &corev1.Pod{}, indexUID, func(o client.Object) []string {
+		return []string{string(o.GetUID())}
+	}); err != nil {
+		return fmt.Errorf("indexing pods by UID: %w", err)
+	}
+	return nil
+}
+
+func (b *Binder) readyErr() error {
+	select {
+	case <-b.ready:
+		return nil
+	default:
+		return errors.New("the first sweep has not loaded the addresses yet")
+	}
+}

@@ -1,0 +1,363 @@
+package binder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+)
+
+// DefaultSweepInterval is how often EC2 is compared with the cluster.
+const DefaultSweepInterval = time.Minute
+
+// runSweeps sweeps once at start, which loads the inventory and lets pods
+// be bound, then every interval until ctx ends.
+func (b *Binder) runSweeps(ctx context.Context, interval time.Duration) error {
+	retry := time.Second
+	for {
+		next := interval
+		if err := b.sweep(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			b.Log.Error(err, "sweep failed")
+			next = min(retry, interval)
+			retry = min(2*retry, interval)
+		} else {
+			retry = time.Second
+			b.markReady()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(next):
+		}
+	}
+}
+
+// podIndex is the managed pods, by what addresses refer to them with.
+type podIndex struct {
+	byAlloc map[string]*corev1.Pod // allocation-id or reservation annotation
+	byClaim map[string]*corev1.Pod
+	byName  map[string]*corev1.Pod // namespace/name
+	byUID   map[string]*corev1.Pod
+	byAssoc map[string]*corev1.Pod
+}
+
+func indexPods(pods []corev1.Pod) podIndex {
+	ix := podIndex{byAlloc: map[string]*corev1.Pod{}, byClaim: map[string]*corev1.Pod{}, byName: map[string]*corev1.Pod{}, byUID: map[string]*corev1.Pod{}, byAssoc: map[string]*corev1.Pod{}}
+	for i := range pods {
+		p := &pods[i]
+		ix.byName[owner(p)] = p
+		ix.byUID[string(p.UID)] = p
+		if id := p.Annotations[api.AnnotationAllocationID]; id != "" {
+			ix.byAlloc[id] = p
+		} else if id := p.Annotations[api.AnnotationReservation]; id != "" {
+			ix.byAlloc[id] = p
+		}
+		if c := p.Annotations[api.AnnotationClaim]; c != "" {
+			ix.byClaim[c] = p
+		}
+		if a := p.Annotations[api.AnnotationAssociationID]; a != "" {
+			ix.byAssoc[a] = p
+		}
+	}
+	return ix
+}
+
+// sweep compares EC2 with the cluster and repairs drift: addresses nobody
+// owns are released, associations that no longer match their pod are
+// removed, missing ones are restored, reservations of vanished pods are
+// freed, and pool status is brought up to date. Its EC2 reads do not
+// depend on the number of pods: one DescribeAddresses.
+func (b *Binder) sweep(ctx context.Context) error {
+	start := b.Now()
+	defer func() { sweepDuration.Observe(b.Now().Sub(start).Seconds()) }()
+
+	var pools v1alpha1.EIPPoolList
+	if err := b.Client.List(ctx, &pools); err != nil {
+		return fmt.Errorf("listing pools: %w", err)
+	}
+	asked := b.Now()
+	out, err := b.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{})
+	if err != nil {
+		return fmt.Errorf("describing addresses: %w", err)
+	}
+	var relevant []Address
+	for _, x := range out.Addresses {
+		a := addressFromEC2(x)
+		if a.Tags[api.TagCluster] == b.Cluster || !ownedElsewhere(a.Tags, b.Cluster) && inAnyPool(a, pools.Items) {
+			relevant = append(relevant, a)
+		}
+	}
+	b.inv.replace(relevant, asked)
+
+	var pods corev1.PodList
+	if err := b.Client.List(ctx, &pods); err != nil {
+		return fmt.Errorf("listing managed pods: %w", err)
+	}
+	ix := indexPods(pods.Items)
+	var reservations v1alpha1.EIPReservationList
+	if err := b.Client.List(ctx, &reservations); err != nil {
+		return fmt.Errorf("listing reservations: %w", err)
+	}
+	reserved := map[string]*v1alpha1.EIPReservation{}
+	for i := range reservations.Items {
+		reserved[reservations.Items[i].Name] = &reservations.Items[i]
+	}
+
+	live := map[string]bool{}
+	var firstErr error
+	keep := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	for _, a := range b.inv.all() {
+		if a.Tags[api.TagCluster] != b.Cluster {
+			continue // a pool's address kube-eip never touched
+		}
+		live[a.AllocationID] = true
+		keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
+	}
+	keep(b.sweepBoundPods(ix))
+	for _, res := range reserved {
+		keep(b.sweepReservation(ctx, res, ix))
+	}
+	b.forgetOrphans(live)
+	for i := range pools.Items {
+		keep(b.syncPool(ctx, &pools.Items[i], reserved, ix))
+	}
+	b.countInventory()
+	return firstErr
+}
+
+// sweepAddress decides about one address of this cluster.
+func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *v1alpha1.EIPReservation) error {
+	holder := ix.byAlloc[a.AllocationID]
+	claimant := ix.byClaim[a.Tags[api.TagClaim]]
+	switch {
+	case holder != nil && holder.DeletionTimestamp == nil:
+		b.clearOrphan(a.AllocationID)
+		if a.AssociationID != "" && holder.Status.PodIP != "" && a.PrivateIP != holder.Status.PodIP {
+			// Not on its pod's IP: never leave an address where another pod
+			// may now be.
+			sweepOrphans.WithLabelValues("stale_disassociated").Inc()
+			if err := b.disassociate(ctx, a); err != nil {
+				return err
+			}
+			b.enqueue(holder)
+		}
+		return nil
+	case holder != nil || claimant != nil:
+		// Being bound or released right now.
+		b.clearOrphan(a.AllocationID)
+		return nil
+	case res != nil:
+		// A pool's address, reserved: the reservation decides.
+		b.clearOrphan(a.AllocationID)
+		if a.AssociationID != "" && ix.byAssoc[a.AssociationID] == nil && (res.Status.PodUID == "" || ix.byUID[res.Status.PodUID] == nil) {
+			return b.afterGrace(ctx, a, false)
+		}
+		return nil
+	case a.Tags[api.TagMode] == string(api.ModeSticky) && a.Tags[api.TagClaim] != "":
+		if ix.byName[a.Tags[api.TagOwner]] != nil {
+			b.clearOrphan(a.AllocationID)
+			return nil
+		}
+		gone, err := b.controllerGone(ctx, a)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			b.clearOrphan(a.AllocationID)
+			if a.AssociationID != "" {
+				return b.afterGrace(ctx, a, false)
+			}
+			return nil
+		}
+		return b.afterGrace(ctx, a, true)
+	case a.Tags[api.TagClaim] != "":
+		// Allocated for a pod that is gone: an orphan.
+		return b.afterGrace(ctx, a, true)
+	default:
+		// A pool address kube-eip used, free now: it must not stay on an IP
+		// no managed pod holds.
+		if a.AssociationID != "" && ix.byAssoc[a.AssociationID] == nil {
+			return b.afterGrace(ctx, a, false)
+		}
+		b.clearOrphan(a.AllocationID)
+		return nil
+	}
+}
+
+// afterGrace disassociates (and with release, releases) an address once it
+// has been without an owner for OrphanGrace.
+func (b *Binder) afterGrace(ctx context.Context, a Address, release bool) error {
+	if b.orphanAge(a.AllocationID) < b.OrphanGrace {
+		return nil
+	}
+	if a.AssociationID != "" {
+		if err := b.disassociate(ctx, a); err != nil {
+			return err
+		}
+		sweepOrphans.WithLabelValues("stale_disassociated").Inc()
+	}
+	if release {
+		if err := b.releaseAddress(ctx, a); err != nil {
+			return err
+		}
+		sweepOrphans.WithLabelValues("orphan_released").Inc()
+		b.Log.Info("released an address no pod owns", "allocationID", a.AllocationID, "publicIP", a.PublicIP, "owner", a.Tags[api.TagOwner])
+	}
+	b.clearOrphan(a.AllocationID)
+	return nil
+}
+
+// sweepBoundPods requeues pods whose address is not where it should be.
+func (b *Binder) sweepBoundPods(ix podIndex) error {
+	for _, p := range ix.byUID {
+		id := p.Annotations[api.AnnotationAllocationID]
+		if id == "" || p.DeletionTimestamp != nil || terminal(p) || p.Status.PodIP == "" {
+			continue
+		}
+		if a, ok := b.inv.get(id); !ok || a.AssociationID == "" || a.PrivateIP != p.Status.PodIP {
+			sweepOrphans.WithLabelValues("association_restored").Inc()
+			b.enqueue(p)
+		}
+	}
+	return nil
+}
+
+// sweepReservation frees what a vanished pod held: a pod removed without
+// its finalizer running (force-deleted, the finalizer removed by hand).
+func (b *Binder) sweepReservation(ctx context.Context, res *v1alpha1.EIPReservation, ix podIndex) error {
+	key := "reservation/" + res.Name
+	if res.Status.PodUID == "" || ix.byUID[res.Status.PodUID] != nil {
+		b.clearOrphan(key)
+		return nil
+	}
+	if b.orphanAge(key) < b.OrphanGrace {
+		return nil
+	}
+	// Act as the vanished pod's release would have.
+	pod := &corev1.Pod{}
+	pod.Namespace, pod.Name, pod.UID = res.Spec.PodNamespace, res.Status.PodName, types.UID(res.Status.PodUID)
+	pod.Annotations = map[string]string{api.AnnotationReservation: res.Name, api.AnnotationAllocationID: res.Spec.AllocationID}
+	addr, found := b.inv.get(res.Spec.AllocationID)
+	if found && addr.AssociationID != "" && ix.byAssoc[addr.AssociationID] == nil && addr.Tags[api.TagCluster] == b.Cluster {
+		if err := b.disassociate(ctx, addr); err != nil {
+			return err
+		}
+	}
+	if _, err := b.returnReservation(ctx, pod, res.Name, addr, found); err != nil {
+		return err
+	}
+	sweepOrphans.WithLabelValues("reservation_freed").Inc()
+	b.clearOrphan(key)
+	return nil
+}
+
+// controllerGone tells whether the controller a sticky address was kept
+// for no longer exists; an address without one is kept only while its pod
+// name exists.
+func (b *Binder) controllerGone(ctx context.Context, a Address) (bool, error) {
+	ref := a.Tags[api.TagController]
+	ns, _, _ := strings.Cut(a.Tags[api.TagOwner], "/")
+	kind, name, ok := strings.Cut(ref, "/")
+	if !ok {
+		return true, nil
+	}
+	gvk, known := controllerKinds[kind]
+	if !known {
+		return false, nil // unknown kinds are kept: a person decides
+	}
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(gvk)
+	err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+	if err == nil {
+		return false, nil
+	}
+	if client.IgnoreNotFound(err) == nil {
+		return true, nil
+	}
+	return false, fmt.Errorf("looking up %s %s/%s: %w", kind, ns, name, err)
+}
+
+var controllerKinds = map[string]schema.GroupVersionKind{
+	"StatefulSet": {Group: "apps", Version: "v1", Kind: "StatefulSet"},
+	"ReplicaSet":  {Group: "apps", Version: "v1", Kind: "ReplicaSet"},
+	"DaemonSet":   {Group: "apps", Version: "v1", Kind: "DaemonSet"},
+	"Job":         {Group: "batch", Version: "v1", Kind: "Job"},
+}
+
+func (b *Binder) enqueue(p *corev1.Pod) {
+	select {
+	case b.requeue <- event.GenericEvent{Object: p}:
+	default: // full: the next sweep finds it again
+	}
+}
+
+func (b *Binder) orphanAge(id string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	first, ok := b.orphans[id]
+	if !ok {
+		b.orphans[id] = b.Now()
+		return 0
+	}
+	return b.Now().Sub(first)
+}
+
+func (b *Binder) clearOrphan(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.orphans, id)
+}
+
+// forgetOrphans drops candidates whose address is gone.
+func (b *Binder) forgetOrphans(live map[string]bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id := range b.orphans {
+		if !strings.HasPrefix(id, "reservation/") && !live[id] {
+			delete(b.orphans, id)
+		}
+	}
+}
+
+func (b *Binder) countInventory() {
+	var assoc, idle float64
+	for _, a := range b.inv.all() {
+		if a.Tags[api.TagCluster] != b.Cluster {
+			continue
+		}
+		if a.AssociationID != "" {
+			assoc++
+		} else {
+			idle++
+		}
+	}
+	inventorySize.WithLabelValues("associated").Set(assoc)
+	inventorySize.WithLabelValues("idle").Set(idle)
+}
+
+func inAnyPool(a Address, pools []v1alpha1.EIPPool) bool {
+	for i := range pools {
+		if matchesSelector(a.Tags, pools[i].Spec.TagSelector) {
+			return true
+		}
+	}
+	return false
+}

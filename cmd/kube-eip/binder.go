@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/kube-eip/kube-eip/binder"
+	"github.com/kube-eip/kube-eip/binder/cloud"
+)
+
+// binderFlags is the binder's command line.
+func binderFlags(fs *flag.FlagSet) runFunc {
+	var o binder.Options
+	var c cloud.ClientOptions
+	rateScale := 1.0
+	fs.StringVar(&o.ClusterName, "cluster-name", "", "cluster name, tagged on every address the binder owns (required)")
+	fs.StringVar(&c.Region, "region", "", "AWS region (default: the SDK's environment, then us-east-1)")
+	fs.StringVar(&c.Endpoint, "ec2-endpoint", "", "EC2 endpoint URL (default: the SDK's resolution; AWS_ENDPOINT_URL_EC2 works)")
+	fs.Float64Var(&rateScale, "ec2-rate-scale", 1, "multiply AWS's per-action rate limits (only for an account with raised limits, or an emulator)")
+	fs.IntVar(&o.Workers, "workers", binder.DefaultWorkers, "concurrent pod reconciles")
+	fs.DurationVar(&o.SweepInterval, "sweep-interval", binder.DefaultSweepInterval, "how often EC2 is compared with the cluster")
+	fs.DurationVar(&o.OrphanGrace, "orphan-grace", binder.DefaultOrphanGrace, "how long an address must be without owner before the sweep releases it")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "let one replica of several do the work")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address serving /metrics; 0 turns it off")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address serving /healthz and /readyz; 0 turns it off")
+	return func(ctx context.Context, _ io.Writer) error {
+		cfg, err := ctrl.GetConfig()
+		if err != nil {
+			return err
+		}
+		c.Limits = cloud.AWSLimits().Scaled(rateScale)
+		if o.EC2, err = cloud.NewClient(ctx, c); err != nil {
+			return err
+		}
+		o.Config, o.Log = cfg, logr.FromContextOrDiscard(ctx)
+		return binder.Run(ctx, o)
+	}
+}

@@ -1,0 +1,136 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kube-eip/kube-eip/e2e/controlplane"
+)
+
+// BinderOptions tunes the stack's binder.
+type BinderOptions struct {
+	// Disabled leaves the binder out; StartBinder starts it later.
+	Disabled bool
+	// SweepInterval and OrphanGrace are the binder's flags; zero keeps its
+	// defaults.
+	SweepInterval time.Duration
+	OrphanGrace   time.Duration
+	// RateScale multiplies AWS's rate limits in the binder's client; set it
+	// to the emulator's throttle scale.
+	RateScale float64
+	// Workers is the number of concurrent reconciles; zero keeps the
+	// default.
+	Workers int
+	// ExtraArgs are appended to the command line.
+	ExtraArgs []string
+}
+
+// ClusterName is the cluster the stack's binder tags its addresses for.
+const ClusterName = "kube-eip-local"
+
+// StartBinder runs `kube-eip binder` against the stack and waits until it
+// has loaded EC2's addresses (ready). Starting it twice is an error.
+func (s *Stack) StartBinder(ctx context.Context) error {
+	if s.binder != nil && !s.binder.Exited() {
+		return fmt.Errorf("the binder is already running")
+	}
+	o := s.opts.Binder
+	health, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	metrics, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	args := []string{"binder",
+		"--cluster-name=" + ClusterName,
+		"--ec2-endpoint=" + s.EC2.URL,
+		"--region=" + Region,
+		"--leader-elect=false",
+		"--health-probe-bind-address=" + health,
+		"--metrics-bind-address=" + metrics,
+	}
+	if o.SweepInterval > 0 {
+		args = append(args, "--sweep-interval="+o.SweepInterval.String())
+	}
+	if o.OrphanGrace > 0 {
+		args = append(args, "--orphan-grace="+o.OrphanGrace.String())
+	}
+	if o.RateScale > 0 {
+		args = append(args, fmt.Sprintf("--ec2-rate-scale=%g", o.RateScale))
+	}
+	if o.Workers > 0 {
+		args = append(args, fmt.Sprintf("--workers=%d", o.Workers))
+	}
+	args = append(args, o.ExtraArgs...)
+	env := append([]string{"KUBECONFIG=" + s.ControlPlane.KubeconfigPath}, s.awsCredentials()...)
+	child, err := controlplane.StartChild("kube-eip-binder", s.opts.KubeEIPBinary, s.ControlPlane.LogDir, args, env)
+	if err != nil {
+		return fmt.Errorf("starting the binder: %w", err)
+	}
+	s.binder, s.BinderMetricsURL = child, "http://"+metrics+"/metrics"
+	if err := waitHTTPOK(ctx, "http://"+health+"/readyz", child); err != nil {
+		child.Stop(5 * time.Second)
+		return fmt.Errorf("waiting for the binder: %w", err)
+	}
+	return nil
+}
+
+// StopBinder stops the binder gracefully (SIGTERM).
+func (s *Stack) StopBinder() {
+	if s.binder != nil {
+		s.binder.Stop(10 * time.Second)
+	}
+}
+
+// KillBinder kills the binder with SIGKILL: no cleanup, no lease release.
+func (s *Stack) KillBinder() {
+	if s.binder != nil {
+		s.binder.Kill()
+	}
+}
+
+// BinderRunning reports whether the binder process is up.
+func (s *Stack) BinderRunning() bool { return s.binder != nil && !s.binder.Exited() }
+
+func (s *Stack) awsCredentials() []string {
+	var out []string
+	for _, kv := range s.Env() {
+		if !strings.HasPrefix(kv, "AWS_ENDPOINT_URL") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func waitHTTPOK(ctx context.Context, url string, child *controlplane.Child) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if child.Exited() {
+			return false, child.ExitError()
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s (last: %s): %w", url, last, err)
+	}
+	return nil
+}
