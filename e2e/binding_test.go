@@ -200,7 +200,7 @@ func TestPodsDeletedWhileTheBinderIsDownAreCleanedUp(t *testing.T) {
 func TestNodeDeletedUnderBoundPodsLeavesNoOrphan(t *testing.T) {
 	ns := newEIPNamespace(t, map[string]string{"tenant": "doomed"})
 	ctx := t.Context()
-	group, err := env.StartNodeGroup(ctx, "doomed", 1)
+	group, err := env.StartNodeGroup(ctx, stack.NodeGroup{Name: "doomed"})
 	if err != nil {
 		t.Fatalf("starting a node group: %v", err)
 	}

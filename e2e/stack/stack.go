@@ -227,18 +227,28 @@ func (s *Stack) Stop() error {
 	return errors.Join(errs...)
 }
 
-// StartNodeGroup starts another set of n fake nodes, labelled and tagged
-// with group, like a second EKS node group. Stop it with its Stop.
-func (s *Stack) StartNodeGroup(ctx context.Context, group string, n int) (*fakenode.Kubelet, error) {
+// NodeGroup describes an extra set of fake nodes.
+type NodeGroup struct {
+	// Name labels and tags the group's nodes.
+	Name string
+	// Nodes is how many; 0 means 1.
+	Nodes int
+	// PrefixDelegation gives pods addresses of delegated /28 prefixes.
+	PrefixDelegation bool
+}
+
+// StartNodeGroup starts another set of fake nodes, like a second EKS node
+// group. Stop it with its Stop.
+func (s *Stack) StartNodeGroup(ctx context.Context, g NodeGroup) (*fakenode.Kubelet, error) {
 	localImages := map[string]string{strings.SplitN(Image, ":", 2)[0]: s.opts.KubeEIPBinary}
 	return fakenode.Start(ctx, fakenode.Options{
 		Client:           s.Kube,
 		EC2:              s.EC2Client,
-		Nodes:            n,
-		Group:            group,
+		Nodes:            max(g.Nodes, 1),
+		Group:            g.Name,
 		ClusterName:      s.opts.EC2.ClusterName,
-		PrefixDelegation: s.opts.PrefixDelegation,
+		PrefixDelegation: g.PrefixDelegation,
 		LocalImages:      localImages,
-		Logger:           s.opts.Log.WithName("fakenode-" + group),
+		Logger:           s.opts.Log.WithName("fakenode-" + g.Name),
 	})
 }
