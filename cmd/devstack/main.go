@@ -19,6 +19,7 @@ func main() {
 	opts := devstack.Options{Log: zap.New()}
 	flag.StringVar(&opts.Dir, "dir", ".dev", "state directory of the stack")
 	flag.StringVar(&opts.BinDir, "bin-dir", "", "directory of the control-plane binaries (default: bin/ of this repository)")
+	flag.IntVar(&opts.EIPQuota, "eip-quota", devstack.DefaultEIPQuota, "Elastic IP quota of the EC2 emulator (AWS's default is 5)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -24,6 +24,9 @@ func (c *Child) Stop(grace time.Duration) { c.p.stop(grace) }
 // it gets no chance to clean up.
 func (c *Child) Kill() { c.p.stop(0) }
 
+// PID is the child's process id, to read its resource use from /proc.
+func (c *Child) PID() int { return c.p.cmd.Process.Pid }
+
 // Exited reports whether the child has exited.
 func (c *Child) Exited() bool { return c.p.exited() }
 

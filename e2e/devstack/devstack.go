@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/kube-eip/kube-eip/e2e/controlplane"
+	"github.com/kube-eip/kube-eip/e2e/ec2sim"
 	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
@@ -31,9 +32,16 @@ type Options struct {
 	// KubeEIPBinary is the local kube-eip binary the fake nodes run for the
 	// injected wait container; empty means BinDir/kube-eip when it exists.
 	KubeEIPBinary string
+	// EIPQuota is the emulator's Elastic IP quota; 0 means DefaultEIPQuota.
+	EIPQuota int
 	// Log receives progress messages and the components' logs.
 	Log logr.Logger
 }
+
+// DefaultEIPQuota is the dev stack's Elastic IP quota: AWS's default of 5
+// per region is too tight to try a Deployment, and a local stack costs
+// nothing per address.
+const DefaultEIPQuota = 50
 
 // Files the stack writes into Dir for users and for hack/dev.sh.
 const (
@@ -66,7 +74,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	start := time.Now()
 	log.Info("starting the dev stack", "dir", dir, "kubeEIPBinary", opts.KubeEIPBinary)
-	s, err := stack.Start(ctx, stack.Options{Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, KubeEIPBinary: opts.KubeEIPBinary, Log: log})
+	if opts.EIPQuota == 0 {
+		opts.EIPQuota = DefaultEIPQuota
+	}
+	s, err := stack.Start(ctx, stack.Options{
+		Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, KubeEIPBinary: opts.KubeEIPBinary, Log: log,
+		EC2: ec2sim.Options{EIPQuota: opts.EIPQuota},
+	})
 	if err != nil {
 		return err
 	}
@@ -77,7 +91,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Error(err, "stopping the dev stack")
 		}
 	}()
-	log.Info("dev stack ready", "apiserver", s.ControlPlane.APIServerURL, "ec2", s.EC2.URL, "webhook", s.WebhookURL,
+	log.Info("dev stack ready", "apiserver", s.ControlPlane.APIServerURL, "ec2", s.EC2.URL, "webhook", s.WebhookURL, "binderMetrics", s.BinderMetricsURL,
 		"nodes", s.Nodes.NodeNames(), "took", time.Since(start).Round(time.Millisecond))
 
 	if err := writeUserFiles(dir, s, opts.BinDir); err != nil {
@@ -96,6 +110,13 @@ func Run(ctx context.Context, opts Options) error {
 		case <-tick.C:
 			if !s.Running() {
 				return errors.New("a control-plane component exited; see " + s.ControlPlane.LogDir)
+			}
+			if !s.BinderRunning() {
+				// A crashed binder is restarted, as its Deployment would be.
+				log.Info("the binder exited; restarting it", "log", filepath.Join(s.ControlPlane.LogDir, "kube-eip-binder.log"))
+				if err := s.StartBinder(ctx); err != nil {
+					log.Error(err, "restarting the binder")
+				}
 			}
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
@@ -55,6 +58,12 @@ func TestDevStackServesAndResumes(t *testing.T) {
 	if err != nil || len(out.NetworkInterfaces) != 1 {
 		t.Fatalf("pod IP %s not on exactly one ENI in the emulator: %v (err %v)", running.Status.PodIP, out, err)
 	}
+	// The full story: an opted-in namespace, a pod asking for an address,
+	// the webhook's wait container, the binder's association.
+	eip := eipPod(t, kube)
+	if got := associatedPrivateIP(t, ec2api, eip.Labels[api.LabelPublicIP]); got != eip.Status.PodIP {
+		t.Fatalf("address %s is on %q, want the pod's IP %s", eip.Labels[api.LabelPublicIP], got, eip.Status.PodIP)
+	}
 	nodesBefore := nodeNames(t, kube)
 	stop()
 
@@ -69,6 +78,50 @@ func TestDevStackServesAndResumes(t *testing.T) {
 	if again.Status.PodIP != running.Status.PodIP {
 		t.Errorf("pod IP changed across restart: %s then %s", running.Status.PodIP, again.Status.PodIP)
 	}
+	eipAgain := waitRunning(t, kube, eip.Namespace, eip.Name)
+	if ip := eipAgain.Labels[api.LabelPublicIP]; ip != eip.Labels[api.LabelPublicIP] || associatedPrivateIP(t, ec2api, ip) != eipAgain.Status.PodIP {
+		t.Errorf("after restart the pod has %q, associated with %q; want %s on %s", ip, associatedPrivateIP(t, ec2api, ip), eip.Labels[api.LabelPublicIP], eipAgain.Status.PodIP)
+	}
+}
+
+// eipPod runs a pod asking for an address in an opted-in namespace and
+// returns it once it runs with its address.
+func eipPod(t *testing.T, kube kubernetes.Interface) *corev1.Pod {
+	t.Helper()
+	ctx := t.Context()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "eip-demo", Labels: map[string]string{api.LabelInjection: api.InjectionEnabled}}}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "relay", Namespace: ns.Name, Annotations: map[string]string{api.AnnotationMode: "auto"}},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			Containers:                    []corev1.Container{{Name: "relay", Image: "registry.k8s.io/pause:3.10"}},
+		},
+	}
+	// The webhook may need a moment to see the new namespace in its cache.
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.CoreV1().Pods(ns.Name).Create(ctx, pod, metav1.CreateOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("creating the EIP pod: %v", err)
+	}
+	p := waitRunning(t, kube, ns.Name, pod.Name)
+	if p.Labels[api.LabelPublicIP] == "" {
+		t.Fatalf("pod running without its public IP label: %v", p.Labels)
+	}
+	return p
+}
+
+func associatedPrivateIP(t *testing.T, client *ec2.Client, publicIP string) string {
+	t.Helper()
+	out, err := client.DescribeAddresses(t.Context(), &ec2.DescribeAddressesInput{PublicIps: []string{publicIP}})
+	if err != nil || len(out.Addresses) != 1 {
+		t.Fatalf("describing %s: %v", publicIP, err)
+	}
+	return aws.ToString(out.Addresses[0].PrivateIpAddress)
 }
 
 // runStack starts Run on dir and waits for its ready file; the returned

@@ -82,6 +82,13 @@ func (s *Stack) StartBinder(ctx context.Context) error {
 	return nil
 }
 
+// RestartBinder stops the binder and starts it again with o.
+func (s *Stack) RestartBinder(ctx context.Context, o BinderOptions) error {
+	s.StopBinder()
+	s.opts.Binder = o
+	return s.StartBinder(ctx)
+}
+
 // StopBinder stops the binder gracefully (SIGTERM).
 func (s *Stack) StopBinder() {
 	if s.binder != nil {
@@ -94,6 +101,14 @@ func (s *Stack) KillBinder() {
 	if s.binder != nil {
 		s.binder.Kill()
 	}
+}
+
+// BinderPID is the binder's process id (0 when not running).
+func (s *Stack) BinderPID() int {
+	if !s.BinderRunning() {
+		return 0
+	}
+	return s.binder.PID()
 }
 
 // BinderRunning reports whether the binder process is up.
