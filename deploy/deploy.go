@@ -15,6 +15,13 @@ import (
 //go:embed crds/*.yaml
 var crdFiles embed.FS
 
+// IAMPolicy is the binder's AWS permissions, for its role (IRSA or Pod
+// Identity); replace ${CLUSTER_NAME} with the binder's --cluster-name.
+// Mutating calls are allowed only on addresses tagged for that cluster.
+//
+//go:embed iam-policy.json
+var IAMPolicy []byte
+
 // CRDs returns kube-eip's CustomResourceDefinitions.
 func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 	paths, err := fs.Glob(crdFiles, "crds/*.yaml")

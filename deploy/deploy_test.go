@@ -1,6 +1,14 @@
 package deploy
 
-import "testing"
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/kube-eip/kube-eip/binder/cloud"
+)
 
 func TestCRDsParse(t *testing.T) {
 	crds, err := CRDs()
@@ -15,5 +23,37 @@ func TestCRDsParse(t *testing.T) {
 		if !names[want] {
 			t.Errorf("CRD %s missing; have %v", want, names)
 		}
+	}
+}
+
+// The IAM policy grants exactly the calls the binder makes: a call added
+// to its EC2 interface without a permission would fail in production only.
+func TestIAMPolicyCoversTheBinder(t *testing.T) {
+	var policy struct {
+		Statement []struct {
+			Action any
+		}
+	}
+	if err := json.Unmarshal(IAMPolicy, &policy); err != nil {
+		t.Fatalf("parsing the IAM policy: %v", err)
+	}
+	granted := map[string]bool{}
+	for _, st := range policy.Statement {
+		switch a := st.Action.(type) {
+		case string:
+			granted[a] = true
+		case []any:
+			for _, x := range a {
+				granted[x.(string)] = true
+			}
+		}
+	}
+	api := reflect.TypeFor[cloud.API]()
+	want := map[string]bool{}
+	for i := range api.NumMethod() {
+		want["ec2:"+api.Method(i).Name] = true
+	}
+	if !maps.Equal(granted, want) {
+		t.Errorf("policy grants %v, the binder calls %v", slices.Sorted(maps.Keys(granted)), slices.Sorted(maps.Keys(want)))
 	}
 }

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		os.Exit(m.Run())
 	}
-	start := func(ctx context.Context) (*stack.Stack, error) {
+	start := func(ctx context.Context) (*benchStack, error) {
 		s, err := stack.Start(ctx, stack.Options{
 			// AWS's own buckets (scale 1), and room for a thousand addresses.
 			EC2:    ec2sim.Options{EIPQuota: 5000},
@@ -52,10 +52,21 @@ func TestMain(m *testing.M) {
 			_ = s.Stop()
 			return nil, fmt.Errorf("starting the bench nodes: %w", err)
 		}
-		return s, nil
+		return &benchStack{Stack: s, nodes: nodes}, nil
 	}
-	os.Exit(testmain.Run(m, start, func(s *stack.Stack) error {
-		env, kube = s, s.Kube
+	os.Exit(testmain.Run(m, start, func(s *benchStack) error {
+		env, kube = s.Stack, s.Kube
 		return nil
 	}))
+}
+
+// benchStack stops its extra nodes before the stack under them.
+type benchStack struct {
+	*stack.Stack
+	nodes *fakenode.Kubelet
+}
+
+func (s *benchStack) Stop() error {
+	s.nodes.Stop()
+	return s.Stack.Stop()
 }
