@@ -137,6 +137,11 @@ func (b *Binder) fromReservation(ctx context.Context, pod *corev1.Pod, name stri
 	if ownedElsewhere(a.Tags, b.Cluster) {
 		return Address{}, fmt.Errorf("address %s is tagged for cluster %q; remove it from the pool: %w", a.PublicIP, a.Tags[api.TagCluster], errTerminal)
 	}
+	if a.AssociationID != "" && !a.On(Target{ENI: a.ENI, PrivateIP: pod.Status.PodIP}) && !b.ownsAssociation(ctx, pod, a) {
+		// Checked before the address is tagged as ours: once tagged, the
+		// sweep would count the association as a stale one of its own.
+		return Address{}, fmt.Errorf("reserved address %s is associated with %s %s outside kube-eip; it is not taken: %w", a.PublicIP, a.ENI, a.PrivateIP, errTerminal)
+	}
 	if a.Tags[api.TagCluster] != b.Cluster {
 		// Every address the binder touches says whose it is.
 		if _, err := b.EC2.CreateTags(ctx, &ec2.CreateTagsInput{

@@ -57,7 +57,7 @@ func (b *Batcher[K, V]) Get(ctx context.Context, key K) (V, error) {
 	case len(p.keys) >= b.MaxItems:
 		b.sendLocked(p)
 	case p.idle == nil:
-		p.idle = time.AfterFunc(b.Idle, func() { b.flush(p) })
+		p.idle = time.AfterFunc(min(b.Idle, b.Max), func() { b.flush(p) })
 	default:
 		// Wait Idle more, but never past Max from the first key.
 		wait := min(b.Idle, b.Max-time.Since(p.first))

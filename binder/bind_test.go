@@ -340,8 +340,8 @@ func TestBindPoolPodTakesItsReservedAddress(t *testing.T) {
 		t.Errorf("reserved address tags = %v, want %s=%s", a.Tags, api.TagCluster, cluster)
 	}
 	res := e.reservation(allocID)
-	if res.Status.PodUID != string(pod.UID) || res.Status.Phase != v1alpha1.ReservationClaimed {
-		t.Errorf("reservation status = %+v, want claimed by %s", res.Status, pod.UID)
+	if res.Status.PodUID != string(pod.UID) || res.Status.Phase != v1alpha1.ReservationBound {
+		t.Errorf("reservation status = %+v, want bound to %s", res.Status, pod.UID)
 	}
 }
 
@@ -377,7 +377,6 @@ func TestBindNeverTakesAPoolAddressAssociatedElsewhere(t *testing.T) {
 // gone) is returned as a reconcile.TerminalError, so the workqueue does not
 // retry it forever.
 func TestUnfixableBindErrorsAreTerminal(t *testing.T) {
-	t.Skip("bug: errTerminal is never wrapped in reconcile.TerminalError; the workqueue retries it with backoff forever (addresses.go obtain, pods.go bind)")
 	e := newEnv(t, managedPod("web-0", "10.0.1.11", func(p *corev1.Pod) {
 		delete(p.Annotations, api.AnnotationClaim)
 	}))
@@ -394,7 +393,6 @@ func TestUnfixableBindErrorsAreTerminal(t *testing.T) {
 // A pool address someone outside kube-eip associated stays theirs even
 // after the pod that had reserved it is gone and the orphan grace passed.
 func TestPoolAddressAssociatedElsewhereIsNeverDisassociated(t *testing.T) {
-	t.Skip("bug: fromReservation tags the address as this cluster's before checking whose the association is; once the reservation is gone, sweepAddress's default case disassociates the outsider's association after the grace")
 	pool := eipPool("payments", map[string]string{"team": "payments"}, v1alpha1.ReleasePolicyRetain)
 	e := newEnv(t, pool)
 	allocID, publicIP := e.ec2.AddAddress(map[string]string{"team": "payments"})
@@ -493,7 +491,7 @@ func TestSweepDuringABurst(t *testing.T) {
 			default:
 			}
 			e.clock.Advance(testGrace)
-			if err := e.b.sweep(e.ctx); err != nil {
+			if _, err := e.b.sweep(e.ctx); err != nil {
 				swept <- err
 				return
 			}

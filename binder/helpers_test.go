@@ -138,7 +138,7 @@ func (e *env) start() {
 
 func (e *env) sweep() {
 	e.t.Helper()
-	if err := e.b.sweep(e.ctx); err != nil {
+	if _, err := e.b.sweep(e.ctx); err != nil {
 		e.t.Fatalf("sweep: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
 // Reconcile implements reconcile.Reconciler for managed pods: fetch, clean
@@ -55,6 +56,38 @@ func (b *Binder) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	return b.bind(ctx, pod)
 }
 
+// terminalIf stops the retries of an error that retrying cannot fix: the
+// warning event tells the user what to do, and the pod's next change
+// brings it back.
+func terminalIf(err error) error {
+	if errors.Is(err, errTerminal) {
+		return reconcile.TerminalError(err)
+	}
+	return err
+}
+
+// markReservationBound records on a pool or sticky pod's reservation that
+// its address is now associated.
+func (b *Binder) markReservationBound(ctx context.Context, pod *corev1.Pod) error {
+	name := pod.Annotations[api.AnnotationReservation]
+	if name == "" {
+		return nil
+	}
+	res := &v1alpha1.EIPReservation{}
+	if err := b.Client.Get(ctx, client.ObjectKey{Name: name}, res); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if res.Status.Phase == v1alpha1.ReservationBound || res.Status.PodUID != string(pod.UID) {
+		return nil
+	}
+	base := res.DeepCopy()
+	res.Status.Phase = v1alpha1.ReservationBound
+	if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("marking reservation %s bound: %w", name, client.IgnoreNotFound(err))
+	}
+	return nil
+}
+
 func terminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
@@ -76,7 +109,7 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod) (reconcile.Result, e
 	addr, err := b.obtain(ctx, pod)
 	if err != nil {
 		b.warn(pod, "Obtain", err)
-		return reconcile.Result{}, err
+		return reconcile.Result{}, terminalIf(err)
 	}
 	associated := false
 	if !addr.On(target) {
@@ -85,12 +118,15 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod) (reconcile.Result, e
 				b.enis.forget(node)
 			}
 			b.warn(pod, "Associate", err)
-			return reconcile.Result{}, err
+			return reconcile.Result{}, terminalIf(err)
 		}
 		associated = true
 	}
 	changed, err := b.markBound(ctx, pod, addr)
 	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := b.markReservationBound(ctx, pod); err != nil {
 		return reconcile.Result{}, err
 	}
 	if changed {

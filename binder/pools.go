@@ -28,8 +28,10 @@ const statusRefresh = 5 * time.Minute
 // webhook reserves from it) and grows the pool if it is configured to.
 func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, reserved map[string]*v1alpha1.EIPReservation, ix podIndex) error {
 	st := poolStatus(pool, b.inv.all(), b.Cluster, reserved, ix)
-	if err := b.grow(ctx, pool, st); err != nil {
-		return err
+	grown, growErr := b.grow(ctx, pool, st)
+	if grown > 0 {
+		// The webhook reserves from the status: show the new ones now.
+		st = poolStatus(pool, b.inv.all(), b.Cluster, reserved, ix)
 	}
 	now := metav1.NewTime(b.Now())
 	old := pool.Status
@@ -48,7 +50,7 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, reserved 
 	meta.SetStatusCondition(&st.Conditions, exhausted)
 	st.LastSyncTime = old.LastSyncTime
 	if equality.Semantic.DeepEqual(st, old) && old.LastSyncTime != nil && now.Sub(old.LastSyncTime.Time) < statusRefresh {
-		return nil
+		return growErr
 	}
 	st.LastSyncTime = &now
 	base := pool.DeepCopy()
@@ -56,7 +58,7 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, reserved 
 	if err := b.Client.Status().Patch(ctx, pool, client.MergeFrom(base)); err != nil {
 		return fmt.Errorf("writing the status of pool %s: %w", pool.Name, client.IgnoreNotFound(err))
 	}
-	return nil
+	return growErr
 }
 
 // poolStatus counts a pool's addresses: reserved ones are held by a
@@ -82,6 +84,10 @@ func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserve
 		case a.AssociationID != "" && ix.byAssoc[a.AssociationID] == nil:
 			pa.AssociatedElsewhere = true
 			elsewhere++
+		case pool.Spec.StickyTag != "":
+			// Pinned by the operator to one pod identity, as the
+			// aws-pod-eip-controller's fixed-tag-value did.
+			pa.StickyOwner = a.Tags[pool.Spec.StickyTag]
 		}
 		st.Addresses = append(st.Addresses, pa)
 	}
@@ -91,14 +97,16 @@ func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserve
 
 // grow allocates addresses for a pool with growth configured, to keep
 // Warm free ones, up to MaxAddresses.
-func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.EIPPoolStatus) error {
+// It returns how many it allocated.
+func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.EIPPoolStatus) (int, error) {
 	g := pool.Spec.Growth
-	if g == nil {
-		return nil
+	if g == nil || len(pool.Spec.TagSelector) == 0 {
+		return 0, nil
 	}
 	need := min(g.Warm-st.Free, g.MaxAddresses-st.Total)
 	tags := maps.Clone(pool.Spec.TagSelector)
 	tags[api.TagCluster] = b.Cluster
+	grown := 0
 	for range max(need, 0) {
 		in := &ec2.AllocateAddressInput{
 			Domain:            types.DomainTypeVpc,
@@ -111,10 +119,11 @@ func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.E
 		if err != nil {
 			// A lost answer leaves an address with the pool's tags, which
 			// the next sweep counts: growth needs no token.
-			return fmt.Errorf("growing pool %s: %w", pool.Name, err)
+			return grown, fmt.Errorf("growing pool %s: %w", pool.Name, err)
 		}
+		grown++
 		b.inv.put(Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), Tags: maps.Clone(tags)})
 		b.Recorder.Eventf(pool, nil, "Normal", "PoolGrown", "Allocate", "Allocated %s (%s) to keep %d addresses free", aws.ToString(out.PublicIp), aws.ToString(out.AllocationId), g.Warm)
 	}
-	return nil
+	return grown, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/binder/cloud"
 )
 
 // release takes the pod's address off it first (the CNI will hand the IP
@@ -59,6 +60,7 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 		if err := b.disassociate(ctx, addr); err != nil {
 			return err
 		}
+		addr.AssociationID, addr.ENI, addr.PrivateIP = "", "", ""
 	}
 
 	outcome := ""
@@ -71,7 +73,7 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 	case addr.Tags[api.TagMode] == string(api.ModeSticky):
 		outcome = "kept"
 	case addr.Tags[api.TagCluster] == b.Cluster && addr.Tags[api.TagClaim] == claim:
-		if err := b.releaseAddress(ctx, addr); err != nil {
+		if err := b.releaseOwn(ctx, addr); err != nil {
 			return err
 		}
 		outcome = "released"
@@ -82,6 +84,26 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 		log.FromContext(ctx).V(1).Info("released", "outcome", outcome, "allocationID", addr.AllocationID)
 	}
 	return nil
+}
+
+// releaseOwn releases an address kube-eip allocated for a pod. If EC2 says
+// it is still in use, our view of its association was stale; it is ours,
+// so whatever association it has goes first.
+func (b *Binder) releaseOwn(ctx context.Context, addr Address) error {
+	err := b.releaseAddress(ctx, addr)
+	if !cloud.IsInUse(err) {
+		return err
+	}
+	fresh, derr := b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{addr.AllocationID}})
+	if derr != nil || len(fresh) == 0 {
+		return err
+	}
+	if fresh[0].AssociationID != "" {
+		if err := b.disassociate(ctx, fresh[0]); err != nil {
+			return err
+		}
+	}
+	return b.releaseAddress(ctx, fresh[0])
 }
 
 func releaseVerb(outcome string) string {
@@ -137,7 +159,16 @@ func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, name st
 	pool := &v1alpha1.EIPPool{}
 	if err := b.Client.Get(ctx, client.ObjectKey{Name: res.Spec.Pool}, pool); err == nil &&
 		pool.Spec.ReleasePolicy == v1alpha1.ReleasePolicyRelease && found && addr.Tags[api.TagCluster] == b.Cluster {
-		if err := b.releaseAddress(ctx, addr); err != nil {
+		if addr.AssociationID != "" {
+			// Someone else associated it meanwhile: not ours to release.
+			b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release",
+				"%s (%s) is associated with %s %s outside kube-eip; it stays in the pool instead of being released", addr.PublicIP, addr.AllocationID, addr.ENI, addr.PrivateIP)
+		} else if err := b.releaseAddress(ctx, addr); cloud.IsInUse(err) {
+			// Our view was stale: someone associated it after us.
+			_, _ = b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{addr.AllocationID}})
+			b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release",
+				"%s (%s) is in use outside kube-eip; it stays in the pool instead of being released", addr.PublicIP, addr.AllocationID)
+		} else if err != nil {
 			return "", err
 		}
 	}

@@ -238,7 +238,6 @@ func TestStickyAddressComesBackToThePodName(t *testing.T) {
 // the address is not taken from them (nor released under them), and the
 // pod is not held forever.
 func TestDeletedPoolPodWhoseAddressWasMovedElsewhereGoes(t *testing.T) {
-	t.Skip("bug: release skips the disassociation (the association is not the pod's) but returnReservation still calls ReleaseAddress under releasePolicy Release, which fails with InvalidIPAddress.InUse on every retry: the pod stays Terminating forever (release.go returnReservation)")
 	e := newEnv(t, eipPool("payments", payments, v1alpha1.ReleasePolicyRelease))
 	allocID, publicIP := e.ec2.AddAddress(payments)
 	pod := poolPod("pay-0", "10.0.1.12", "payments", allocID, api.ModePool)

@@ -27,16 +27,22 @@ func (b *Binder) runSweeps(ctx context.Context, interval time.Duration) error {
 	retry := time.Second
 	for {
 		next := interval
-		if err := b.sweep(ctx); err != nil {
+		loaded, err := b.sweep(ctx)
+		if loaded {
+			// Binding needs the inventory, not every repair to succeed.
+			b.markReady()
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			b.Log.Error(err, "sweep failed")
-			next = min(retry, interval)
-			retry = min(2*retry, interval)
+			if !loaded {
+				next = min(retry, interval)
+				retry = min(2*retry, interval)
+			}
 		} else {
 			retry = time.Second
-			b.markReady()
 		}
 		select {
 		case <-ctx.Done():
@@ -61,6 +67,12 @@ func indexPods(pods []corev1.Pod) podIndex {
 		p := &pods[i]
 		ix.byName[owner(p)] = p
 		ix.byUID[string(p.UID)] = p
+		if terminal(p) {
+			// A finished pod gave its address back; it may stay for long,
+			// still naming its reservation, whose address another pod may
+			// hold by now.
+			continue
+		}
 		if id := p.Annotations[api.AnnotationAllocationID]; id != "" {
 			ix.byAlloc[id] = p
 		} else if id := p.Annotations[api.AnnotationReservation]; id != "" {
@@ -80,19 +92,20 @@ func indexPods(pods []corev1.Pod) podIndex {
 // owns are released, associations that no longer match their pod are
 // removed, missing ones are restored, reservations of vanished pods are
 // freed, and pool status is brought up to date. Its EC2 reads do not
-// depend on the number of pods: one DescribeAddresses.
-func (b *Binder) sweep(ctx context.Context) error {
+// depend on the number of pods: one DescribeAddresses. loaded tells
+// whether the inventory was refreshed, whatever failed after.
+func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	start := b.Now()
 	defer func() { sweepDuration.Observe(b.Now().Sub(start).Seconds()) }()
 
 	var pools v1alpha1.EIPPoolList
 	if err := b.Client.List(ctx, &pools); err != nil {
-		return fmt.Errorf("listing pools: %w", err)
+		return false, fmt.Errorf("listing pools: %w", err)
 	}
 	asked := b.Now()
 	out, err := b.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{})
 	if err != nil {
-		return fmt.Errorf("describing addresses: %w", err)
+		return false, fmt.Errorf("describing addresses: %w", err)
 	}
 	var relevant []Address
 	for _, x := range out.Addresses {
@@ -105,12 +118,12 @@ func (b *Binder) sweep(ctx context.Context) error {
 
 	var pods corev1.PodList
 	if err := b.Client.List(ctx, &pods); err != nil {
-		return fmt.Errorf("listing managed pods: %w", err)
+		return true, fmt.Errorf("listing managed pods: %w", err)
 	}
 	ix := indexPods(pods.Items)
 	var reservations v1alpha1.EIPReservationList
 	if err := b.Client.List(ctx, &reservations); err != nil {
-		return fmt.Errorf("listing reservations: %w", err)
+		return true, fmt.Errorf("listing reservations: %w", err)
 	}
 	reserved := map[string]*v1alpha1.EIPReservation{}
 	for i := range reservations.Items {
@@ -135,12 +148,15 @@ func (b *Binder) sweep(ctx context.Context) error {
 	for _, res := range reserved {
 		keep(b.sweepReservation(ctx, res, ix))
 	}
+	for name := range reserved {
+		live["reservation/"+name] = true
+	}
 	b.forgetOrphans(live)
 	for i := range pools.Items {
 		keep(b.syncPool(ctx, &pools.Items[i], reserved, ix))
 	}
 	b.countInventory()
-	return firstErr
+	return true, firstErr
 }
 
 // sweepAddress decides about one address of this cluster.
@@ -215,7 +231,7 @@ func (b *Binder) afterGrace(ctx context.Context, a Address, release bool) error 
 		sweepOrphans.WithLabelValues("stale_disassociated").Inc()
 	}
 	if release {
-		if err := b.releaseAddress(ctx, a); err != nil {
+		if err := b.releaseOwn(ctx, a); err != nil {
 			return err
 		}
 		sweepOrphans.WithLabelValues("orphan_released").Inc()
@@ -326,12 +342,13 @@ func (b *Binder) clearOrphan(id string) {
 	delete(b.orphans, id)
 }
 
-// forgetOrphans drops candidates whose address is gone.
+// forgetOrphans drops candidates whose address or reservation is gone, so
+// that a new one of the same name gets its full grace.
 func (b *Binder) forgetOrphans(live map[string]bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id := range b.orphans {
-		if !strings.HasPrefix(id, "reservation/") && !live[id] {
+		if !live[id] {
 			delete(b.orphans, id)
 		}
 	}

@@ -3,7 +3,6 @@ package binder
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -260,7 +259,6 @@ func TestSweepFreesTheReservationOfAVanishedPod(t *testing.T) {
 // stays, with its reservation annotation) and was then bound to a new pod
 // stays on the new pod: the finished pod no longer holds it.
 func TestSweepLeavesAReusedPoolAddressOnItsNewPod(t *testing.T) {
-	t.Skip("bug: indexPods indexes finished pods by their kube-eip.io/reservation annotation, so sweepAddress takes the finished pod for the holder and disassociates the new pod's address every sweep (sweep.go indexPods / sweepAddress)")
 	e := newEnv(t, eipPool("payments", map[string]string{"team": "payments"}, v1alpha1.ReleasePolicyRetain))
 	allocID, publicIP := e.ec2.AddAddress(map[string]string{"team": "payments"})
 	job := poolPod("z-job", "10.0.1.12", "payments", allocID, api.ModePool)
@@ -296,18 +294,10 @@ func TestSweepLeavesAReusedPoolAddressOnItsNewPod(t *testing.T) {
 // inventory, even if repairing something it found failed: one pool that
 // cannot grow must not stop every pod of the cluster from being bound.
 func TestBinderIsReadyOnceTheInventoryIsLoaded(t *testing.T) {
-	t.Skip("bug: runSweeps marks the binder ready only when a whole sweep succeeds; a persistent error in one repair (here a pool's growth over the EIP quota) keeps readyErr failing and every Reconcile blocked forever (sweep.go runSweeps)")
 	pool := eipPool("payments", map[string]string{"team": "payments"}, v1alpha1.ReleasePolicyRetain)
 	pool.Spec.Growth = &v1alpha1.PoolGrowth{MaxAddresses: 3, Warm: 1}
 	e := newEnv(t, pool)
-	e.ec2.SetQuota(0)
-	var describes atomic.Int32
-	e.ec2.SetHook(func(action string) error {
-		if action == "DescribeAddresses" {
-			describes.Add(1)
-		}
-		return nil
-	})
+	e.ec2.SetQuota(0) // the pool cannot grow: that repair fails every time
 
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)
@@ -318,18 +308,15 @@ func TestBinderIsReadyOnceTheInventoryIsLoaded(t *testing.T) {
 			t.Errorf("runSweeps: %v", err)
 		}
 	})
-	// The second sweep (the retry of the first, a second later) has
-	// started: the first one's outcome is decided.
-	waitFor(t, "the first sweep is retried", func() bool { return describes.Load() >= 2 })
-	if err := e.b.readyErr(); err != nil {
-		t.Errorf("readyErr() = %v after the inventory was loaded", err)
+	waitFor(t, "the binder ready despite the failing growth", func() bool { return e.b.readyErr() == nil })
+	if n := e.ec2.Calls("AllocateAddress"); n == 0 {
+		t.Errorf("the growth was never tried, so the test proves nothing")
 	}
 }
 
 // The grace of a reservation whose pod vanished starts when the sweep
 // first sees that reservation, not an earlier one of the same address.
 func TestSweepGraceStartsAnewForANewReservation(t *testing.T) {
-	t.Skip("bug: forgetOrphans never drops \"reservation/<name>\" candidates, so when a reservation disappears while a candidate, a later reservation of the same address inherits its first-seen time and is freed without any grace (sweep.go forgetOrphans / sweepReservation)")
 	e := newEnv(t, eipPool("payments", payments, v1alpha1.ReleasePolicyRetain))
 	allocID, publicIP := e.ec2.AddAddress(payments)
 	vanished := func(uid string) *v1alpha1.EIPReservation {
