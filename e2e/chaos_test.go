@@ -76,7 +76,7 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 		Default: ec2sim.FaultSpec{InternalErrorRate: 0.025, UnavailableRate: 0.025},
 		Actions: map[string]ec2sim.FaultSpec{
 			// An allocation that happened though the caller saw an error.
-			"AllocateAddress": {InternalErrorRate: 0.05, AfterApply: true},
+			"AllocateAddress":  {InternalErrorRate: 0.05, AfterApply: true},
 			"AssociateAddress": {UnavailableRate: 0.025, InternalErrorRate: 0.025, AfterApply: true},
 		},
 	}
@@ -107,7 +107,7 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 	wg.Go(func() { // pods come and go
 		for chaosCtx.Err() == nil {
 			churn.replaceRandom(ctx, t, max(1, autoPods/10))
-			if n := rand.IntN(int(stickyReplicas)); chaosCtx.Err() == nil {
+			if n := rand.IntN(int(stickyReplicas)); chaosCtx.Err() == nil { //nolint:gosec // which pod to delete, not a secret
 				_ = kube.CoreV1().Pods(ns).Delete(ctx, fmt.Sprintf("sticky-%d", n), metav1.DeleteOptions{})
 			}
 			select {
@@ -233,7 +233,7 @@ func (c *churner) create(ctx context.Context, t *testing.T) {
 func (c *churner) replaceRandom(ctx context.Context, t *testing.T, n int) {
 	for range n {
 		c.mu.Lock()
-		i := rand.IntN(len(c.names))
+		i := rand.IntN(len(c.names)) //nolint:gosec // which pod to delete, not a secret
 		name := c.names[i]
 		c.names = append(c.names[:i], c.names[i+1:]...)
 		c.mu.Unlock()
