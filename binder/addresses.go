@@ -35,6 +35,15 @@ func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod) (Address, error) {
 	if req == nil || claim == "" {
 		return Address{}, fmt.Errorf("the pod carries no kube-eip request or claim; it was not admitted by kube-eip: %w", errTerminal)
 	}
+	// The address recorded on the pod first: should EC2 ever hold two for
+	// one claim (a lost answer, a Describe not yet showing the first), the
+	// pod keeps the one it has and the sweep releases the other.
+	if id := pod.Annotations[api.AnnotationAllocationID]; id != "" {
+		if a, ok := b.inv.get(id); ok && a.Tags[api.TagCluster] == b.Cluster &&
+			(a.Tags[api.TagClaim] == claim || a.Tags[api.TagMode] == string(api.ModeSticky) && a.Tags[api.TagOwner] == owner(pod)) {
+			return a, nil
+		}
+	}
 	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim}); ok {
 		return a, nil
 	}

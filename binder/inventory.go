@@ -118,16 +118,23 @@ func (inv *inventory) update(allocID string, f func(*Address)) {
 	}
 }
 
-// find returns the first address whose tags include all of want.
+// find returns an address whose tags include all of want; of several, the
+// same one every time: an associated one first, then the lowest id.
 func (inv *inventory) find(want map[string]string) (Address, bool) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
+	var best Address
+	found := false
 	for _, a := range inv.byAlloc {
-		if hasTags(a.Tags, want) {
-			return a, true
+		if !hasTags(a.Tags, want) {
+			continue
+		}
+		if !found || (a.AssociationID != "") != (best.AssociationID != "") && a.AssociationID != "" ||
+			(a.AssociationID != "") == (best.AssociationID != "") && a.AllocationID < best.AllocationID {
+			best, found = a, true
 		}
 	}
-	return Address{}, false
+	return best, found
 }
 
 func (inv *inventory) all() []Address {

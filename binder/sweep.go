@@ -176,6 +176,10 @@ func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *
 			b.enqueue(holder)
 		}
 		return nil
+	case holder == nil && claimant != nil && a.Tags[api.TagMode] != string(api.ModeSticky) &&
+		claimant.Annotations[api.AnnotationAllocationID] != "" && claimant.Annotations[api.AnnotationAllocationID] != a.AllocationID:
+		// A second address allocated for one pod, which holds another.
+		return b.afterGrace(ctx, a, true)
 	case holder != nil || claimant != nil:
 		// Being bound or released right now.
 		b.clearOrphan(a.AllocationID)

@@ -341,3 +341,36 @@ func TestSweepGraceStartsAnewForANewReservation(t *testing.T) {
 		t.Error("a reservation was freed the first time the sweep saw it, without the grace")
 	}
 }
+
+// Should EC2 hold two addresses for one pod's claim (a lost answer, then a
+// Describe that did not show the first yet), the pod keeps the one it is
+// bound to, reconciles do not flip between them, and the sweep releases
+// the other after the grace.
+func TestSweepReleasesASecondAddressAllocatedForOnePod(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	pod := e.bind(managedPod("web-0", "10.0.1.12"))
+	kept := pod.Annotations[api.AnnotationAllocationID]
+	claim := pod.Annotations[api.AnnotationClaim]
+	extra, _ := e.ec2.AddAddress(map[string]string{api.TagCluster: cluster, api.TagClaim: claim, api.TagOwner: "default/web-0", api.TagMode: "auto"})
+	e.clock.Advance(time.Second)
+	e.sweep() // the extra one is seen, without an owner of its own
+	for range 3 {
+		e.mustReconcile("web-0")
+	}
+	if got := e.pod("web-0").Annotations[api.AnnotationAllocationID]; got != kept {
+		t.Fatalf("the pod moved to %s from its address %s", got, kept)
+	}
+	if a := e.address(kept); a.PrivateIP != "10.0.1.12" {
+		t.Fatalf("the pod's address left its IP: %+v", a)
+	}
+
+	e.clock.Advance(testGrace + time.Second)
+	e.sweep()
+	if e.addressExists(extra) {
+		t.Error("the second address of the pod's claim is still allocated after the grace")
+	}
+	if !e.addressExists(kept) || e.address(kept).PrivateIP != "10.0.1.12" {
+		t.Error("the pod's own address was touched")
+	}
+}
