@@ -2,6 +2,8 @@ package binder
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -372,5 +374,24 @@ func TestSweepReleasesASecondAddressAllocatedForOnePod(t *testing.T) {
 	}
 	if !e.addressExists(kept) || e.address(kept).PrivateIP != "10.0.1.12" {
 		t.Error("the pod's own address was touched")
+	}
+}
+
+// A sweep over a settled cluster reads EC2 once, whatever the number of
+// pods: one DescribeAddresses, and nothing else.
+func TestSweepCallsDoNotGrowWithPods(t *testing.T) {
+	for _, pods := range []int{0, 1, 25} {
+		e := newEnv(t)
+		e.ec2.SetQuota(-1)
+		e.start()
+		for i := range pods {
+			e.bind(managedPod(fmt.Sprintf("web-%d", i), fmt.Sprintf("10.0.1.%d", 20+i)))
+		}
+		before := e.calls()
+		e.clock.Advance(time.Second)
+		e.sweep()
+		if got := e.callsSince(before); !maps.Equal(got, map[string]int{"DescribeAddresses": 1}) {
+			t.Errorf("with %d bound pods a sweep made %v, want one DescribeAddresses", pods, got)
+		}
 	}
 }
