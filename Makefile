@@ -70,10 +70,12 @@ e2e: tools ## end-to-end tests against the real control plane
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./e2e/...
 
 .PHONY: bench
-bench: tools ## benchmarks: admission over TLS, pod creation with and without the webhook, the EC2 emulator
+bench: tools ## benchmarks: admission over TLS, pod creation with and without the webhook, the EC2 emulator, the binder (about 15 minutes)
 	go test -run '^$$' -bench . -benchtime 5s ./webhook/
 	go test -run '^$$' -bench PodCreation -benchtime 300x ./e2e/
 	go test -run '^$$' -bench SDKCalls -benchtime 3s ./e2e/ec2sim/
+	go test -run '^$$' -bench SinglePod -benchtime 20x -timeout 20m ./e2e/bench/
+	go test -run '^$$' -bench 'Burst|Memory' -benchtime 1x -timeout 40m ./e2e/bench/
 
 .PHONY: lint
 lint: $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION) ## go vet, gofmt and golangci-lint
