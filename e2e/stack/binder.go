@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
-
 	"github.com/kube-eip/kube-eip/e2e/controlplane"
 )
 
@@ -75,7 +73,7 @@ func (s *Stack) StartBinder(ctx context.Context) error {
 		return fmt.Errorf("starting the binder: %w", err)
 	}
 	s.binder, s.BinderMetricsURL = child, "http://"+metrics+"/metrics"
-	if err := waitHTTPOK(ctx, "http://"+health+"/readyz", child); err != nil {
+	if err := waitOK(ctx, &http.Client{Timeout: 2 * time.Second}, "http://"+health+"/readyz", child); err != nil {
 		child.Stop(5 * time.Second)
 		return fmt.Errorf("waiting for the binder: %w", err)
 	}
@@ -122,30 +120,4 @@ func (s *Stack) awsCredentials() []string {
 		}
 	}
 	return out
-}
-
-func waitHTTPOK(ctx context.Context, url string, child *controlplane.Child) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		if child.Exited() {
-			return false, child.ExitError()
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		return fmt.Errorf("%s (last: %s): %w", url, last, err)
-	}
-	return nil
 }

@@ -138,6 +138,14 @@ func waitReady(ctx context.Context, url string, caPEM []byte, child *controlplan
 		return errors.New("parsing the webhook CA")
 	}
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	if err := waitOK(ctx, client, url, child); err != nil {
+		return fmt.Errorf("waiting for the webhook: %w", err)
+	}
+	return nil
+}
+
+// waitOK polls url until it answers 200, failing early if child exits.
+func waitOK(ctx context.Context, client *http.Client, url string, child *controlplane.Child) error {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		if child.Exited() {
@@ -157,7 +165,7 @@ func waitReady(ctx context.Context, url string, caPEM []byte, child *controlplan
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for the webhook at %s to be ready (last: %s): %w", url, last, err)
+		return fmt.Errorf("%s (last: %s): %w", url, last, err)
 	}
 	return nil
 }
