@@ -15,9 +15,12 @@ import (
 
 // The injected init container holds a pod in Init until the binder labels
 // it with its public IP, and the readiness gate keeps it out of Services
-// until the binder sets the condition. Here the test plays the binder.
+// until the binder sets the condition. The binder is stopped, so that the
+// test can play its steps one at a time; started again, it finishes.
 func TestInjectedWaitHoldsThePodUntilTheAddressIsAttached(t *testing.T) {
 	ns := newEIPNamespace(t, map[string]string{"tenant": "wait"})
+	env.StopBinder()
+	t.Cleanup(func() { restartBinder(t) })
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "game-server", Annotations: map[string]string{api.AnnotationMode: "auto"}},
 		Spec: corev1.PodSpec{
@@ -49,17 +52,21 @@ func TestInjectedWaitHoldsThePodUntilTheAddressIsAttached(t *testing.T) {
 		return p.Status.Phase == corev1.PodRunning && !isReady(p), fmt.Sprintf("phase %s ready %t", p.Status.Phase, isReady(p)), nil
 	})
 
-	condPatch := fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"status":"True","reason":"Associated"}]}}`, api.ConditionEIPReady)
-	if _, err := kube.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/strategic-merge-patch+json", []byte(condPatch), metav1.PatchOptions{}, "status"); err != nil {
-		t.Fatalf("setting the condition: %v", err)
-	}
-	eventually(t, time.Minute, "pod ready once the condition is true", func(ctx context.Context) (bool, string, error) {
+	// The binder comes back: it associates a real address, corrects the
+	// label and sets the condition, which makes the pod ready.
+	restartBinder(t)
+	eventually(t, time.Minute, "pod ready once the binder set the condition", func(ctx context.Context) (bool, string, error) {
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, "", err
 		}
-		return isReady(p), fmt.Sprintf("%+v", p.Status.Conditions), nil
+		return isReady(p) && eipReadyCondition(p) && p.Labels[api.LabelPublicIP] != "203.0.113.7", fmt.Sprintf("label %s conditions %+v", p.Labels[api.LabelPublicIP], p.Status.Conditions), nil
 	})
+	p, err := kube.CoreV1().Pods(ns).Get(t.Context(), pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAssociatedWithPod(t, p)
 }
 
 func initRunning(p *corev1.Pod, name string) bool {
