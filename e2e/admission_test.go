@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -264,6 +265,9 @@ func assertInjected(t *testing.T, pod *corev1.Pod) {
 	}
 	if !gated || !volume || pod.Labels[api.LabelManaged] != "true" || pod.Annotations[api.AnnotationClaim] == "" {
 		t.Errorf("gate %t, volume %t, labels %v, annotations %v", gated, volume, pod.Labels, pod.Annotations)
+	}
+	if !slices.Contains(pod.Finalizers, api.FinalizerRelease) {
+		t.Errorf("finalizers %v lack %s, which holds the pod until its address is released", pod.Finalizers, api.FinalizerRelease)
 	}
 }
 
