@@ -49,6 +49,9 @@ type Binder struct {
 	readyOnce sync.Once
 	// requeue carries pods the sweep found drifted to the controller.
 	requeue chan event.GenericEvent
+	// sweepNow asks for a sweep before the interval is up (an EIPPool
+	// changed); requests made while one is pending coalesce.
+	sweepNow chan struct{}
 
 	mu      sync.Mutex
 	orphans map[string]time.Time // allocation id → first seen unowned
@@ -68,6 +71,7 @@ func New(cfg Config) *Binder {
 	b.enis = newENIResolver(b.EC2)
 	b.ready = make(chan struct{})
 	b.requeue = make(chan event.GenericEvent, 1024)
+	b.sweepNow = make(chan struct{}, 1)
 	b.orphans = map[string]time.Time{}
 	b.seen = map[string]time.Time{}
 	return b

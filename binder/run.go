@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -121,6 +123,17 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	if err := b.SetupWithManager(mgr, opts.Workers); err != nil {
 		return err
+	}
+	// A new or changed pool gets its status (which the webhook reserves
+	// from) at once rather than at the next periodic sweep.
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("pool-sweeper").
+		For(&v1alpha1.EIPPool{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(reconcile.Func(func(context.Context, reconcile.Request) (reconcile.Result, error) {
+			b.requestSweep()
+			return reconcile.Result{}, nil
+		})); err != nil {
+		return fmt.Errorf("watching pools: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		return b.runSweeps(ctx, opts.SweepInterval)

@@ -48,7 +48,16 @@ func (b *Binder) runSweeps(ctx context.Context, interval time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(next):
+		case <-b.sweepNow:
 		}
+	}
+}
+
+// requestSweep asks for a sweep soon; it never blocks.
+func (b *Binder) requestSweep() {
+	select {
+	case b.sweepNow <- struct{}{}:
+	default:
 	}
 }
 

@@ -446,3 +446,23 @@ func binderMetric(t *testing.T, name string) float64 {
 	}
 	return 0
 }
+
+// A new EIPPool gets its status (which the webhook reserves from) as soon
+// as it is created, not at the binder's next periodic sweep.
+func TestNewPoolIsCountedAtOnce(t *testing.T) {
+	ctx := t.Context()
+	usual := stack.BinderOptions{RateScale: throttleScale, SweepInterval: sweepInterval, OrphanGrace: orphanGrace}
+	slow := usual
+	slow.SweepInterval = time.Hour
+	if err := env.RestartBinder(ctx, slow); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.RestartBinder(context.Background(), usual); err != nil {
+			t.Errorf("restoring the binder: %v", err)
+		}
+	})
+	ns := newEIPNamespace(t, map[string]string{"tenant": "fresh-pool"})
+	// newPool waits (30 s at most) for the status to count the addresses.
+	newPool(t, ns, "fresh", map[string]string{"tenant": "fresh-pool"}, 2)
+}
