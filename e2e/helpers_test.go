@@ -42,14 +42,12 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx 
 	var reason string
 	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		ok, why, err := cond(ctx)
-		if why != "" || err != nil {
-			// The last poll may end with the deadline itself: keep the
-			// reason of the one before.
-			reason = why
-		}
 		if err != nil && ctx.Err() != nil {
+			// The deadline cut this poll short: keep the reason of the
+			// one before.
 			return false, nil
 		}
+		reason = why
 		return ok, err
 	})
 	if err != nil {
