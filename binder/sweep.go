@@ -175,7 +175,8 @@ func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *
 	switch {
 	case holder != nil && holder.DeletionTimestamp == nil:
 		b.clearOrphan(a.AllocationID)
-		if a.AssociationID != "" && holder.Status.PodIP != "" && a.PrivateIP != holder.Status.PodIP {
+		ours := a.Tags[api.TagClaim] != "" || ix.byAssoc[a.AssociationID] != nil || holder.Annotations[api.AnnotationAllocationID] == a.AllocationID
+		if ours && a.AssociationID != "" && holder.Status.PodIP != "" && a.PrivateIP != holder.Status.PodIP {
 			// Not on its pod's IP: never leave an address where another pod
 			// may now be.
 			sweepOrphans.WithLabelValues("stale_disassociated").Inc()

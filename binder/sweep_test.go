@@ -395,3 +395,27 @@ func TestSweepCallsDoNotGrowWithPods(t *testing.T) {
 		}
 	}
 }
+
+// A pool address that kube-eip used before (so it carries the cluster
+// tag), associated by someone else since, and reserved by a new pod: the
+// sweep does not take the outsider's association off, though the pod
+// waits for that address.
+func TestSweepLeavesAnOutsidersAssociationOfAReservedAddress(t *testing.T) {
+	e := newEnv(t, eipPool("payments", payments, v1alpha1.ReleasePolicyRetain))
+	allocID, publicIP := e.ec2.AddAddress(map[string]string{"team": "payments", api.TagCluster: cluster})
+	other := e.ec2.AddInterface("i-0dddddddddddddddd", []string{"10.0.6.10"}, nil)
+	theirs := e.associate(allocID, other, "10.0.6.10")
+	pod := poolPod("pay-0", "10.0.1.12", "payments", allocID, api.ModePool)
+	e.create(reservationFor(pod, "payments", allocID, publicIP, v1alpha1.ReservationModePool))
+	e.create(pod)
+	e.start()
+	_, _ = e.reconcile("pay-0") // refused: associated outside kube-eip
+
+	for range 2 {
+		e.clock.Advance(testGrace + time.Second)
+		e.sweep()
+	}
+	if a := e.address(allocID); a.AssociationID != theirs {
+		t.Errorf("the outsider's association %s was replaced by %q", theirs, a.AssociationID)
+	}
+}
