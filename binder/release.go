@@ -56,6 +56,11 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 		}
 	}
 
+	if found && !b.heldBy(pod, addr, resName) {
+		// An annotation naming someone else's address (a manifest copied
+		// from a live pod, admitted before kube-eip stripped it).
+		found = false
+	}
 	if found && addr.AssociationID != "" && b.ownsAssociationOf(pod, addr) {
 		if err := b.disassociate(ctx, addr); err != nil {
 			return err
@@ -84,6 +89,21 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 		log.FromContext(ctx).V(1).Info("released", "outcome", outcome, "allocationID", addr.AllocationID)
 	}
 	return nil
+}
+
+// heldBy tells whether addr is the pod's: allocated for its claim, kept
+// for its name, or its reservation's.
+func (b *Binder) heldBy(pod *corev1.Pod, addr Address, resName string) bool {
+	switch {
+	case resName != "":
+		return addr.AllocationID == resName
+	case addr.Tags[api.TagCluster] != b.Cluster:
+		return false
+	case addr.Tags[api.TagClaim] == pod.Annotations[api.AnnotationClaim]:
+		return true
+	default:
+		return addr.Tags[api.TagMode] == string(api.ModeSticky) && addr.Tags[api.TagOwner] == owner(pod)
+	}
 }
 
 // releaseOwn releases an address kube-eip allocated for a pod. If EC2 says

@@ -260,3 +260,24 @@ func TestDeletedPoolPodWhoseAddressWasMovedElsewhereGoes(t *testing.T) {
 		t.Errorf("their association %s was removed", theirs)
 	}
 }
+
+// A pod whose annotations name another pod's address (a manifest copied
+// from a live pod) takes nothing from that pod when it is deleted.
+func TestDeletingAPodThatNamesAnotherPodsAddressLeavesItAlone(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	web := e.bind(managedPod("web-0", "10.0.1.12"))
+	allocID, assocID := web.Annotations[api.AnnotationAllocationID], web.Annotations[api.AnnotationAssociationID]
+	copied := managedPod("copy", "", withAnnotations(api.AnnotationAllocationID, allocID, api.AnnotationAssociationID, assocID))
+	e.create(copied)
+	e.mustReconcile("copy")
+
+	e.delete("copy")
+	e.mustReconcile("copy")
+	if !e.podGone("copy") {
+		t.Fatal("the copied pod is still held by its finalizer")
+	}
+	if a := e.address(allocID); a.AssociationID != assocID || a.PrivateIP != "10.0.1.12" {
+		t.Errorf("web-0's address was touched: %+v", a)
+	}
+}

@@ -95,6 +95,12 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	for _, k := range api.AdmissionKeys() {
 		delete(mutated.Annotations, k)
 	}
+	// What the binder writes, copied from a live pod's manifest, would make
+	// the wait container pass with another pod's address, and the binder
+	// take that pod's association for this one's.
+	delete(mutated.Annotations, api.AnnotationAllocationID)
+	delete(mutated.Annotations, api.AnnotationAssociationID)
+	delete(mutated.Labels, api.LabelPublicIP)
 	switch {
 	case plan.Admitted:
 		res = plan.Reservation
