@@ -53,22 +53,31 @@ func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod) (Address, error) {
 			return a, nil
 		}
 	}
-	if b.inv.isUncertain(claim) {
-		// An earlier AllocateAddress for this pod may have succeeded
-		// without us hearing of it: look for its token first.
-		found, err := b.describe(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
-			{Name: aws.String("tag:" + api.TagClaim), Values: []string{claim}},
-			{Name: aws.String("tag:" + api.TagCluster), Values: []string{b.Cluster}},
-		}})
-		if err != nil {
-			return Address{}, fmt.Errorf("looking for an address allocated earlier for claim %s: %w", claim, err)
-		}
-		b.inv.setUncertain(claim, false)
-		if len(found) > 0 {
-			return found[0], nil
-		}
+	// An earlier AllocateAddress for this pod may have succeeded without
+	// us hearing of it: look for its token first.
+	if a, found, err := b.findUncertain(ctx, claim); err != nil || found {
+		return a, err
 	}
 	return b.allocate(ctx, pod, req, claim)
+}
+
+// findUncertain looks in EC2 for the address of a claim whose allocation
+// failed in a way that may still have allocated; it asks nothing when no
+// such failure happened.
+func (b *Binder) findUncertain(ctx context.Context, claim string) (Address, bool, error) {
+	if !b.inv.isUncertain(claim) {
+		return Address{}, false, nil
+	}
+	found, err := b.describe(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
+		{Name: aws.String("tag:" + api.TagClaim), Values: []string{claim}},
+		{Name: aws.String("tag:" + api.TagCluster), Values: []string{b.Cluster}},
+	}})
+	if err != nil {
+		return Address{}, false, fmt.Errorf("looking for an address allocated earlier for claim %s: %w", claim, err)
+	}
+	b.inv.setUncertain(claim, false)
+	a, ok := firstOf(found)
+	return a, ok, nil
 }
 
 func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request, claim string) (Address, error) {

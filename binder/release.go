@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -43,16 +41,10 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 	case claim != "":
 		// Allocated, perhaps, but never recorded on the pod.
 		addr, found = b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim})
-		if !found && b.inv.isUncertain(claim) {
-			addrs, err := b.describe(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
-				{Name: aws.String("tag:" + api.TagClaim), Values: []string{claim}},
-				{Name: aws.String("tag:" + api.TagCluster), Values: []string{b.Cluster}},
-			}})
-			if err != nil {
-				return fmt.Errorf("looking for an address allocated for claim %s: %w", claim, err)
+		if !found {
+			if addr, found, err = b.findUncertain(ctx, claim); err != nil {
+				return err
 			}
-			b.inv.setUncertain(claim, false)
-			addr, found = firstOf(addrs)
 		}
 	}
 
