@@ -22,6 +22,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
 // What a user sees at kubectl apply when the webhook refuses a pod: the
@@ -411,14 +412,5 @@ func webhookCalls(t *testing.T) float64 {
 	if err != nil {
 		t.Fatalf("reading API server metrics: %v", err)
 	}
-	total := 0.0
-	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "apiserver_admission_webhook_admission_duration_seconds_count{") && strings.Contains(line, `name="pods.kube-eip.io"`) {
-			var v float64
-			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err == nil {
-				total += v
-			}
-		}
-	}
-	return total
+	return stack.SumSamples(string(raw), "apiserver_admission_webhook_admission_duration_seconds_count", `name="pods.kube-eip.io"`)
 }

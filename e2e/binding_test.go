@@ -3,10 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -427,24 +424,11 @@ func mergeMaps(a, b map[string]string) map[string]string {
 // binderMetric reads one unlabelled sample of the binder's metrics.
 func binderMetric(t *testing.T, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(env.BinderMetricsURL) //nolint:noctx // a loopback read in a test
-	if err != nil {
-		t.Fatalf("reading the binder's metrics: %v", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	page, err := env.BinderMetrics(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			if _, err := fmt.Sscan(v, &f); err == nil {
-				return f
-			}
-		}
-	}
-	return 0
+	return stack.SumSamples(page, name)
 }
 
 // A new EIPPool gets its status (which the webhook reserves from) as soon

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -278,42 +276,25 @@ type callCount struct{ total, throttled float64 }
 // binderCalls sums the binder's EC2 calls, as it counts them.
 func binderCalls(b *testing.B) callCount {
 	b.Helper()
-	var c callCount
-	for _, line := range binderMetrics(b) {
-		if !strings.HasPrefix(line, "kube_eip_ec2_calls_total{") {
-			continue
-		}
-		v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		c.total += v
-		if strings.Contains(line, "RequestLimitExceeded") {
-			c.throttled += v
-		}
+	page := binderMetrics(b)
+	return callCount{
+		total:     stack.SumSamples(page, "kube_eip_ec2_calls_total"),
+		throttled: stack.SumSamples(page, "kube_eip_ec2_calls_total", `code="RequestLimitExceeded"`),
 	}
-	return c
 }
 
 func binderMetric(b *testing.B, name string) float64 {
-	for _, line := range binderMetrics(b) {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	b.Helper()
+	return stack.SumSamples(binderMetrics(b), name)
 }
 
-func binderMetrics(b *testing.B) []string {
+func binderMetrics(b *testing.B) string {
 	b.Helper()
-	resp, err := http.Get(env.BinderMetricsURL) //nolint:noctx // loopback, in a benchmark
-	if err != nil {
-		b.Fatalf("reading the binder's metrics: %v", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	page, err := env.BinderMetrics(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
-	return strings.Split(string(body), "\n")
+	return page
 }
 
 // procMemory reads a process's resident and peak resident memory, in MiB.
