@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,22 +157,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}
 
-	localImages := map[string]string{}
-	for k, v := range opts.LocalImages {
-		localImages[k] = v
-	}
-	if opts.KubeEIPBinary != "" {
-		localImages[strings.SplitN(Image, ":", 2)[0]] = opts.KubeEIPBinary
-	}
-	nodeOpts := fakenode.Options{
-		Client:           s.Kube,
-		EC2:              s.EC2Client,
-		Nodes:            opts.Nodes,
-		ClusterName:      simOpts.ClusterName,
-		PrefixDelegation: opts.PrefixDelegation,
-		LocalImages:      localImages,
-		Logger:           opts.Log.WithName("fakenode"),
-	}
+	nodeOpts := s.nodeOptions(opts.Nodes, opts.PrefixDelegation, "fakenode")
 	if !s.tempDir {
 		nodeOpts.WorkDir = filepath.Join(s.dir, "fakenode")
 	}
@@ -240,15 +226,28 @@ type NodeGroup struct {
 // StartNodeGroup starts another set of fake nodes, like a second EKS node
 // group. Stop it with its Stop.
 func (s *Stack) StartNodeGroup(ctx context.Context, g NodeGroup) (*fakenode.Kubelet, error) {
-	localImages := map[string]string{strings.SplitN(Image, ":", 2)[0]: s.opts.KubeEIPBinary}
-	return fakenode.Start(ctx, fakenode.Options{
+	o := s.nodeOptions(max(g.Nodes, 1), g.PrefixDelegation, "fakenode-"+g.Name)
+	o.Group = g.Name
+	return fakenode.Start(ctx, o)
+}
+
+// nodeOptions are what every set of the stack's fake nodes shares: its
+// clients, cluster, and local images, kube-eip's own run from its binary.
+func (s *Stack) nodeOptions(nodes int, prefixDelegation bool, logName string) fakenode.Options {
+	localImages := maps.Clone(s.opts.LocalImages)
+	if localImages == nil {
+		localImages = map[string]string{}
+	}
+	if s.opts.KubeEIPBinary != "" {
+		localImages[strings.SplitN(Image, ":", 2)[0]] = s.opts.KubeEIPBinary
+	}
+	return fakenode.Options{
 		Client:           s.Kube,
 		EC2:              s.EC2Client,
-		Nodes:            max(g.Nodes, 1),
-		Group:            g.Name,
+		Nodes:            nodes,
 		ClusterName:      s.opts.EC2.ClusterName,
-		PrefixDelegation: g.PrefixDelegation,
+		PrefixDelegation: prefixDelegation,
 		LocalImages:      localImages,
-		Logger:           s.opts.Log.WithName("fakenode-" + g.Name),
-	})
+		Logger:           s.opts.Log.WithName(logName),
+	}
 }
