@@ -26,8 +26,10 @@ const statusRefresh = 5 * time.Minute
 
 // syncPool writes a pool's status from the sweep's view of EC2 (the
 // webhook reserves from it) and grows the pool if it is configured to.
-func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, reserved map[string]*v1alpha1.EIPReservation, ix podIndex) error {
-	st := poolStatus(pool, b.inv.all(), b.Cluster, reserved, ix)
+// addrs is the inventory as the sweep left it; syncPool reports whether it
+// allocated, which makes addrs stale.
+func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, addrs []Address, reserved map[string]*v1alpha1.EIPReservation, ix podIndex) (bool, error) {
+	st := poolStatus(pool, addrs, b.Cluster, reserved, ix)
 	grown, growErr := b.grow(ctx, pool, st)
 	if grown > 0 {
 		// The webhook reserves from the status: show the new ones now.
@@ -50,15 +52,15 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, reserved 
 	meta.SetStatusCondition(&st.Conditions, exhausted)
 	st.LastSyncTime = old.LastSyncTime
 	if equality.Semantic.DeepEqual(st, old) && old.LastSyncTime != nil && now.Sub(old.LastSyncTime.Time) < statusRefresh {
-		return growErr
+		return grown > 0, growErr
 	}
 	st.LastSyncTime = &now
 	base := pool.DeepCopy()
 	pool.Status = st
 	if err := b.Client.Status().Patch(ctx, pool, client.MergeFrom(base)); err != nil {
-		return fmt.Errorf("writing the status of pool %s: %w", pool.Name, client.IgnoreNotFound(err))
+		return grown > 0, fmt.Errorf("writing the status of pool %s: %w", pool.Name, client.IgnoreNotFound(err))
 	}
-	return growErr
+	return grown > 0, growErr
 }
 
 // poolStatus counts a pool's addresses: reserved ones are held by a

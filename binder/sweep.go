@@ -161,10 +161,16 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 		live["reservation/"+name] = true
 	}
 	b.forgetOrphans(live)
+	// One copy of the inventory serves every pool, unless one grew.
+	addrs := b.inv.all()
 	for i := range pools.Items {
-		keep(b.syncPool(ctx, &pools.Items[i], reserved, ix))
+		grown, err := b.syncPool(ctx, &pools.Items[i], addrs, reserved, ix)
+		keep(err)
+		if grown {
+			addrs = b.inv.all()
+		}
 	}
-	b.countInventory()
+	countInventory(addrs, b.Cluster)
 	return true, firstErr
 }
 
@@ -368,10 +374,10 @@ func (b *Binder) forgetOrphans(live map[string]bool) {
 	}
 }
 
-func (b *Binder) countInventory() {
+func countInventory(addrs []Address, cluster string) {
 	var assoc, idle float64
-	for _, a := range b.inv.all() {
-		if a.Tags[api.TagCluster] != b.Cluster {
+	for _, a := range addrs {
+		if a.Tags[api.TagCluster] != cluster {
 			continue
 		}
 		if a.AssociationID != "" {
