@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,22 +45,29 @@ func NewHandler(h Handler) *Handler { return &h }
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	// The API server sends pods as JSON of core/v1, so plain unmarshalling
-	// does; the scheme-driven decoder first scans the whole document for
-	// its kind, which doubles the cost of a review.
-	pod := &corev1.Pod{}
-	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+	// does (the scheme-driven decoder first scans the whole document for
+	// its kind), of only the fields admission uses.
+	pod, err := decodePod(req.Object.Raw)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
 	}
+	var old *corev1.Pod
+	if req.Operation == admissionv1.Update {
+		if old, err = decodePod(req.OldObject.Raw); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding old pod: %w", err))
+		}
+	}
+	return h.admit(ctx, req, pod, old)
+}
+
+// admit decides on a decoded pod (and, for an UPDATE, the old one), and
+// reserves and injects what the decision asks for.
+func (h *Handler) admit(ctx context.Context, req admission.Request, pod, old *corev1.Pod) admission.Response {
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
-	in := Input{Operation: req.Operation, Pod: pod, State: h.State}
-	if req.Operation == admissionv1.Update {
-		in.OldPod = &corev1.Pod{}
-		if err := json.Unmarshal(req.OldObject.Raw, in.OldPod); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding old pod: %w", err))
-		}
-	} else {
+	in := Input{Operation: req.Operation, Pod: pod, OldPod: old, State: h.State}
+	if req.Operation != admissionv1.Update {
 		ns, err := h.Namespaces(ctx, pod.Namespace)
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %s: %w", pod.Namespace, err))

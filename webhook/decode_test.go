@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/webhook/server/loadgen"
+)
+
+// TestDecodePodSeesWhatAdmissionReads admits pods with every field set
+// twice, once decoded whole and once by decodePod: the answers must be the
+// same. A field that Decide, Inject or the patch starts to read without
+// decodePod decoding it makes them differ.
+func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
+	full := func(annotations map[string]string) *corev1.Pod {
+		pod := loadgen.ExamplePod()
+		pod.Namespace = "payments"
+		pod.Annotations = annotations
+		// What the API server's plugins and an earlier admission add.
+		pod.Finalizers = []string{"example.com/keep"}
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "kube-api-access-x7k2p",
+			VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{DefaultMode: ptr.To[int32](0o644)}}})
+		for i := range pod.Spec.Containers {
+			pod.Spec.Containers[i].VolumeMounts = append(pod.Spec.Containers[i].VolumeMounts,
+				corev1.VolumeMount{Name: "kube-api-access-x7k2p", MountPath: serviceAccountTokenPath, ReadOnly: true})
+		}
+		pod.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "app", Args: []string{"migrate"}}}
+		pod.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: "example.com/ready"}}
+		return pod
+	}
+	pool := map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: "partners"}
+	copied := full(map[string]string{api.AnnotationMode: "auto", api.AnnotationAllocationID: "eipalloc-9", api.AnnotationClaim: "c0ffee"})
+	copied.Labels[api.LabelPublicIP] = "3.0.0.9"
+	hostNetwork := full(map[string]string{api.AnnotationMode: "auto"})
+	hostNetwork.Spec.HostNetwork = true
+	sticky := full(map[string]string{api.AnnotationMode: "sticky", api.AnnotationPool: "partners"})
+	sticky.Name, sticky.GenerateName = "relay-0", ""
+	admitted := full(pool)
+	admitted.Labels[api.LabelManaged] = "true"
+	admitted.Annotations[api.AnnotationClaim] = "c0ffee"
+
+	for _, tc := range []struct {
+		name     string
+		op       admissionv1.Operation
+		pod, old *corev1.Pod
+	}{
+		{"auto", admissionv1.Create, full(map[string]string{api.AnnotationMode: "auto"}), nil},
+		{"pool", admissionv1.Create, full(pool), nil},
+		{"sticky", admissionv1.Create, sticky, nil},
+		{"legacy", admissionv1.Create, full(map[string]string{api.LegacyAnnotationType: "fixed-tag", api.LegacyAnnotationTag: "pec-ip-pool"}), nil},
+		{"copied from a live pod", admissionv1.Create, copied, nil},
+		{"host network", admissionv1.Create, hostNetwork, nil},
+		{"not asking", admissionv1.Create, full(map[string]string{"example.com/x": "y"}), nil},
+		{"update dropping system metadata", admissionv1.Update, full(pool), admitted},
+		{"update changing the mode", admissionv1.Update, full(map[string]string{api.AnnotationMode: "auto"}), admitted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answer := func(decode func([]byte) (*corev1.Pod, error)) admission.Response {
+				t.Helper()
+				req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: tc.op, Namespace: "payments"}}
+				pod, err := decode(mustJSON(t, tc.pod))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var old *corev1.Pod
+				if tc.old != nil {
+					if old, err = decode(mustJSON(t, tc.old)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// A handler of its own each time: reservations are state.
+				resp := testHandlerImpl().admit(context.Background(), req, pod, old)
+				for i, op := range resp.Patches {
+					// The claim is made up afresh for each answer.
+					if op.Path == "/metadata/annotations/"+escape(api.AnnotationClaim) && op.Value != "c0ffee" {
+						resp.Patches[i].Value = "<new claim>"
+					}
+				}
+				return resp
+			}
+			whole := answer(func(raw []byte) (*corev1.Pod, error) {
+				pod := &corev1.Pod{}
+				return pod, json.Unmarshal(raw, pod)
+			})
+			part := answer(decodePod)
+			if !reflect.DeepEqual(whole, part) {
+				t.Errorf("whole pod:\n%+v\ndecodePod:\n%+v", whole, part)
+			}
+			if tc.name == "pool" && len(part.Patches) == 0 {
+				t.Fatal("no patch: the comparison proves nothing")
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
