@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/go-logr/logr"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/kube-eip/kube-eip/binder"
 	"github.com/kube-eip/kube-eip/binder/cloud"
@@ -29,7 +28,7 @@ func binderFlags(fs *flag.FlagSet) runFunc {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address serving /metrics; 0 turns it off")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address serving /healthz and /readyz; 0 turns it off")
 	return func(ctx context.Context, _ io.Writer) error {
-		cfg, err := ctrl.GetConfig()
+		cfg, err := apiConfig()
 		if err != nil {
 			return err
 		}

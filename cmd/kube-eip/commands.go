@@ -8,6 +8,9 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
+
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // command is a subcommand of kube-eip. Adding one is an entry in commands
@@ -117,4 +120,19 @@ func usage(w io.Writer) {
 // report that it failed.
 func printf(w io.Writer, format string, args ...any) {
 	_, _ = fmt.Fprintf(w, format, args...)
+}
+
+// apiConfig is the API server client configuration of the webhook and the
+// binder: the usual kubeconfig or in-cluster lookup, without compression.
+// The API server gzips a watch that starts with a streamed list (how
+// client-go's informers start) one event at a time; for the small events of
+// managed pods that cost it about 0.45 ms of CPU per pod created (profiled
+// in the e2e stack), more than the bytes saved are worth inside a cluster.
+func apiConfig() (*rest.Config, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.DisableCompression = true
+	return cfg, nil
 }

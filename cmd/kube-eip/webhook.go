@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/go-logr/logr"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/kube-eip/kube-eip/certs"
 	"github.com/kube-eip/kube-eip/webhook"
@@ -25,7 +24,7 @@ func webhookFlags(fs *flag.FlagSet) runFunc {
 	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "run the reservation reclaimer on one replica only")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
 	return func(ctx context.Context, _ io.Writer) error {
-		cfg, err := ctrl.GetConfig()
+		cfg, err := apiConfig()
 		if err != nil {
 			return err
 		}
