@@ -72,7 +72,7 @@ e2e: tools ## end-to-end tests against the real control plane
 .PHONY: bench
 bench: tools ## benchmarks: admission over TLS, pod creation with and without the webhook, the EC2 emulator, the binder (about 15 minutes)
 	go test -run '^$$' -bench . -benchtime 5s ./webhook/
-	go test -run '^$$' -bench PodCreation -benchtime 300x ./e2e/
+	go test -run '^$$' -bench PodCreation -benchtime 600x ./e2e/
 	go test -run '^$$' -bench SDKCalls -benchtime 3s ./e2e/ec2sim/
 	go test -run '^$$' -bench SinglePod -benchtime 20x -timeout 20m ./e2e/bench/
 	go test -run '^$$' -bench 'Burst|Memory' -benchtime 1x -timeout 40m ./e2e/bench/
