@@ -2,7 +2,6 @@ package cloud
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -15,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/kube-eip/kube-eip/internal/promreg"
 )
 
 // ClientOptions configure NewClient. The zero value is a client for the
@@ -83,7 +84,7 @@ func newClient(ctx context.Context, opts ClientOptions) (*ec2.Client, *limiter, 
 	}
 	m, err := registerMetrics(reg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("registering EC2 call metrics: %w", err)
 	}
 	limits := opts.Limits
 	if limits == nil {
@@ -220,14 +221,14 @@ const (
 // registerMetrics registers the collectors, or adopts the ones already on
 // reg, so that two clients in one process (or test) share them.
 func registerMetrics(reg prometheus.Registerer) (*callMetrics, error) {
-	calls, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	calls, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "calls_total",
 		Help: `EC2 API calls sent, by action and outcome: "OK", EC2's error code, or "transport" when no answer from EC2 came back.`,
 	}, []string{"action", "code"}))
 	if err != nil {
 		return nil, err
 	}
-	duration, err := register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	duration, err := promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "call_duration_seconds",
 		Help: "Latency of EC2 API calls by action, from sending to the answer, without the time spent waiting for the rate limiter.",
 		// From a quick Describe to a slow mutation under a degraded API.
@@ -236,7 +237,7 @@ func registerMetrics(reg prometheus.Registerer) (*callMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	wait, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	wait, err := promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "throttle_wait_seconds_total",
 		Help: "Time EC2 API calls spent waiting for the client's per-action rate limiter.",
 	}, []string{"action"}))
@@ -244,21 +245,6 @@ func registerMetrics(reg prometheus.Registerer) (*callMetrics, error) {
 		return nil, err
 	}
 	return &callMetrics{calls: calls, duration: duration, throttleWait: wait}, nil
-}
-
-// register registers c, or returns the equal collector reg already holds.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		if existing, ok := already.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("registering EC2 call metrics: %w", err)
 }
 
 func (m *callMetrics) handle(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {

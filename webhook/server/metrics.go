@@ -1,11 +1,11 @@
 package server
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kube-eip/kube-eip/internal/promreg"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -22,7 +22,7 @@ type requestMetrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*requestMetrics, error) {
-	duration, err := register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	duration, err := promreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: metricsNamespace,
 		Subsystem: metricsSubsystem,
 		Name:      "request_duration_seconds",
@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*requestMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	inFlight, err := register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	inFlight, err := promreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: metricsNamespace,
 		Subsystem: metricsSubsystem,
 		Name:      "requests_in_flight",
@@ -50,22 +50,4 @@ func newMetrics(reg prometheus.Registerer) (*requestMetrics, error) {
 func (m *requestMetrics) instrument(path string, h http.Handler) http.Handler {
 	return promhttp.InstrumentHandlerInFlight(m.inFlight.WithLabelValues(path),
 		promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(prometheus.Labels{"path": path}), h))
-}
-
-// register adds c to reg, or returns the collector already there: a process
-// that starts a second server (a test, a restart after a failure) shares the
-// series instead of failing.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		if existing, ok := already.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	var zero C
-	return zero, fmt.Errorf("registering webhook server metrics: %w", err)
 }

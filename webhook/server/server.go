@@ -60,7 +60,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	m, err := newMetrics(opts.MetricsRegistry)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("registering webhook server metrics: %w", err)
 	}
 	s := &Server{opts: opts, done: make(chan struct{})}
 	handler := s.routes(m)
