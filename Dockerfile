@@ -1,13 +1,16 @@
-# kube-eip's one image: `kube-eip webhook` in the webhook Deployment and
-# `kube-eip wait` as the init container the webhook injects into pods.
+# kube-eip's one image: `kube-eip webhook` and `kube-eip binder` in their
+# Deployments, and `kube-eip wait` as the init container the webhook injects
+# into pods.
 # Build: docker build --build-arg VERSION=$(git describe --tags --always) -t ghcr.io/kube-eip/kube-eip:dev .
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY api/ api/
+COPY binder/ binder/
 COPY certs/ certs/
 COPY cmd/kube-eip/ cmd/kube-eip/
+COPY internal/ internal/
 COPY webhook/ webhook/
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.Version=${VERSION}" -o /out/kube-eip ./cmd/kube-eip
