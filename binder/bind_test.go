@@ -412,7 +412,7 @@ func TestPoolAddressAssociatedElsewhereIsNeverDisassociated(t *testing.T) {
 		t.Fatal("the deleted pod is still there")
 	}
 	e.sweep()
-	e.clock.Advance(testGrace + time.Second)
+	e.clock.Step(testGrace + time.Second)
 	e.sweep()
 
 	if a := e.address(allocID); a.AssociationID != theirs {
@@ -490,7 +490,7 @@ func TestSweepDuringABurst(t *testing.T) {
 				return
 			default:
 			}
-			e.clock.Advance(testGrace)
+			e.clock.Step(testGrace)
 			if _, err := e.b.sweep(e.ctx); err != nil {
 				swept <- err
 				return
@@ -515,7 +515,7 @@ func TestSweepDuringABurst(t *testing.T) {
 	if err := <-swept; err != nil {
 		t.Fatalf("sweep: %v", err)
 	}
-	e.clock.Advance(time.Second)
+	e.clock.Step(time.Second)
 	e.sweep()
 	for _, name := range e.requeued() {
 		e.mustReconcile(name)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlfake "sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -49,25 +50,6 @@ var actions = []string{
 	"ReleaseAddress", "DescribeNetworkInterfaces", "CreateTags",
 }
 
-// testClock is a clock the test moves, so the orphan grace passes without
-// waiting for it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is a binder wired to a fake EC2 account and a fake API server.
 type env struct {
 	t      *testing.T
@@ -75,7 +57,7 @@ type env struct {
 	ec2    *fake.EC2
 	client client.WithWatch
 	rec    *events.FakeRecorder
-	clock  *testClock
+	clock  *clocktesting.FakeClock
 	b      *Binder
 	// eni is node-a's ENI, holding 10.0.1.10 (primary) to 10.0.1.30.
 	eni string
@@ -100,7 +82,7 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, ec2: fake.New(), rec: events.NewFakeRecorder(testEvents),
-		clock: &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
+		clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	ips := []string{}
 	for i := 10; i <= 30; i++ {
 		ips = append(ips, "10.0.1."+strconv.Itoa(i))

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/kube-eip/kube-eip/api"
 )
 
@@ -12,17 +14,17 @@ import (
 // are newer than what EC2 answered, and an address released meanwhile must
 // not come back.
 func TestInventoryReplaceKeepsNewerChanges(t *testing.T) {
-	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	inv := newInventory(clock.Now)
 	inv.put(Address{AllocationID: "eipalloc-old", PublicIP: "203.0.113.1"})
 	inv.put(Address{AllocationID: "eipalloc-released", PublicIP: "203.0.113.2"})
 	inv.put(Address{AllocationID: "eipalloc-moved", PublicIP: "203.0.113.3", AssociationID: "eipassoc-1", ENI: "eni-1", PrivateIP: "10.0.1.1"})
 
-	clock.Advance(time.Second)
+	clock.Step(time.Second)
 	asked := clock.Now()
 	// While EC2 answers, the binder allocates one address, releases one
 	// and moves one.
-	clock.Advance(time.Second)
+	clock.Step(time.Second)
 	inv.put(Address{AllocationID: "eipalloc-new", PublicIP: "203.0.113.4"})
 	inv.remove("eipalloc-released")
 	inv.update("eipalloc-moved", func(a *Address) { a.AssociationID, a.ENI, a.PrivateIP = "eipassoc-2", "eni-2", "10.0.2.2" })
@@ -48,7 +50,7 @@ func TestInventoryReplaceKeepsNewerChanges(t *testing.T) {
 	}
 
 	// The next snapshot, asked for after those changes, wins over them.
-	clock.Advance(time.Second)
+	clock.Step(time.Second)
 	inv.replace([]Address{{AllocationID: "eipalloc-released", PublicIP: "203.0.113.2"}}, clock.Now())
 	if got := len(inv.all()); got != 1 {
 		t.Errorf("inventory holds %d addresses, want the snapshot's 1", got)

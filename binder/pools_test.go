@@ -126,7 +126,7 @@ func TestPoolStatusCountsBoundAddresses(t *testing.T) {
 	e.start()
 	e.bind(pod)
 
-	e.clock.Advance(time.Second)
+	e.clock.Step(time.Second)
 	e.sweep()
 	st := e.pool("payments").Status
 	if st.Total != 2 || st.Reserved != 1 || st.Bound != 1 || st.Free != 1 {
@@ -147,7 +147,7 @@ func TestPoolStatusIsWrittenOnlyWhenChangedOrStale(t *testing.T) {
 	e.start()
 	rv := e.pool("payments").ResourceVersion
 
-	e.clock.Advance(time.Minute)
+	e.clock.Step(time.Minute)
 	e.sweep()
 	if got := e.pool("payments").ResourceVersion; got != rv {
 		t.Errorf("an unchanged status was rewritten a minute later (resourceVersion %s → %s)", rv, got)
@@ -160,7 +160,7 @@ func TestPoolStatusIsWrittenOnlyWhenChangedOrStale(t *testing.T) {
 	}
 
 	rv = e.pool("payments").ResourceVersion
-	e.clock.Advance(statusRefresh + time.Second)
+	e.clock.Step(statusRefresh + time.Second)
 	e.sweep()
 	if got := e.pool("payments").ResourceVersion; got == rv {
 		t.Error("an unchanged status was not refreshed after statusRefresh")
@@ -187,7 +187,7 @@ func TestPoolGrowth(t *testing.T) {
 	}
 	wantEvent(t, e.events(), "Normal PoolGrown")
 
-	e.clock.Advance(time.Minute)
+	e.clock.Step(time.Minute)
 	e.sweep()
 	if n := e.ec2.Calls("AllocateAddress"); n != 2 {
 		t.Fatalf("with 2 free addresses the pool grew again (%d allocations)", n)
@@ -199,19 +199,19 @@ func TestPoolGrowth(t *testing.T) {
 
 	// A pod reserves one: one more keeps two free, and reaches the maximum.
 	e.reserve("payments", st.Addresses[0].AllocationID, st.Addresses[0].PublicIP)
-	e.clock.Advance(time.Minute)
+	e.clock.Step(time.Minute)
 	e.sweep()
 	if n := e.ec2.Calls("AllocateAddress"); n != 3 {
 		t.Fatalf("after a reservation the pool made %d allocations in all, want 3", n)
 	}
 
 	// Another reservation leaves one free, but the pool is at its maximum.
-	e.clock.Advance(time.Minute)
+	e.clock.Step(time.Minute)
 	e.sweep()
 	st = e.pool("payments").Status
 	e.reserve("payments", st.Addresses[1].AllocationID, st.Addresses[1].PublicIP)
 	for range 3 {
-		e.clock.Advance(time.Minute)
+		e.clock.Step(time.Minute)
 		e.sweep()
 	}
 	if n := e.ec2.Calls("AllocateAddress"); n != 3 {

@@ -44,7 +44,7 @@ func TestSweepReleasesOrphansAfterTheGrace(t *testing.T) {
 			}
 			e.start() // first seen without an owner now
 
-			e.clock.Advance(testGrace - time.Second)
+			e.clock.Step(testGrace - time.Second)
 			e.sweep()
 			if !e.addressExists(allocID) {
 				t.Fatal("orphan released before the grace passed")
@@ -53,7 +53,7 @@ func TestSweepReleasesOrphansAfterTheGrace(t *testing.T) {
 				t.Error("orphan disassociated before the grace passed")
 			}
 
-			e.clock.Advance(2 * time.Second)
+			e.clock.Step(2 * time.Second)
 			order := e.recordOrder()
 			e.sweep()
 			if e.addressExists(allocID) {
@@ -78,7 +78,7 @@ func TestSweepForgetsAnOrphanThatFoundItsPod(t *testing.T) {
 
 	// The pod carrying the claim shows up (the cache was late).
 	e.create(managedPod("web-0", ""))
-	e.clock.Advance(testGrace + time.Second)
+	e.clock.Step(testGrace + time.Second)
 	e.sweep()
 	if !e.addressExists(allocID) {
 		t.Fatal("released the address of a pod that exists")
@@ -107,7 +107,7 @@ func TestSweepNeverTouchesAnotherClustersAddresses(t *testing.T) {
 
 	e.start()
 	for range 3 {
-		e.clock.Advance(testGrace)
+		e.clock.Step(testGrace)
 		e.sweep()
 	}
 
@@ -136,7 +136,7 @@ func TestSweepRestoresAMissingAssociation(t *testing.T) {
 	e.disassociate(pod.Annotations[api.AnnotationAssociationID])
 
 	// The sweep's snapshot is newer than the binder's own last change.
-	e.clock.Advance(time.Second)
+	e.clock.Step(time.Second)
 	e.sweep()
 	if got := e.requeued(); !slices.Contains(got, "web-0") {
 		t.Fatalf("requeued %v, want web-0", got)
@@ -164,7 +164,7 @@ func TestSweepRemovesAnAssociationWithTheWrongIP(t *testing.T) {
 	allocID := pod.Annotations[api.AnnotationAllocationID]
 	wrong := e.associate(allocID, e.eni, "10.0.1.26") // moved behind the binder's back
 
-	e.clock.Advance(time.Second)
+	e.clock.Step(time.Second)
 	before := e.calls()
 	e.sweep()
 	if got := e.mutationsOf(before, allocID, wrong); !slices.Equal(got, []string{"DisassociateAddress"}) {
@@ -198,7 +198,7 @@ func TestSweepKeepsStickyAddressesWhileTheirControllerExists(t *testing.T) {
 	e.mustReconcile("db-0")
 
 	for range 3 {
-		e.clock.Advance(testGrace)
+		e.clock.Step(testGrace)
 		e.sweep()
 	}
 	if !e.addressExists(allocID) {
@@ -212,7 +212,7 @@ func TestSweepKeepsStickyAddressesWhileTheirControllerExists(t *testing.T) {
 	if !e.addressExists(allocID) {
 		t.Fatal("released a sticky address before the grace")
 	}
-	e.clock.Advance(testGrace + time.Second)
+	e.clock.Step(testGrace + time.Second)
 	e.sweep()
 	if e.addressExists(allocID) {
 		t.Error("a sticky address whose StatefulSet is gone is still allocated after the grace")
@@ -241,12 +241,12 @@ func TestSweepFreesTheReservationOfAVanishedPod(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.clock.Advance(time.Second)
+	e.clock.Step(time.Second)
 	e.sweep()
 	if e.reservation(allocID) == nil {
 		t.Fatal("the reservation was freed before the grace")
 	}
-	e.clock.Advance(testGrace + time.Second)
+	e.clock.Step(testGrace + time.Second)
 	e.sweep()
 	if e.reservation(allocID) != nil {
 		t.Error("the reservation of the vanished pod is still there after the grace")
@@ -281,7 +281,7 @@ func TestSweepLeavesAReusedPoolAddressOnItsNewPod(t *testing.T) {
 	e.bind(web)
 	assoc := e.address(allocID).AssociationID
 
-	e.clock.Advance(time.Second)
+	e.clock.Step(time.Second)
 	before := e.calls()
 	e.sweep()
 	if got := e.mutationsOf(before, allocID, assoc); len(got) != 0 {
@@ -333,7 +333,7 @@ func TestSweepGraceStartsAnewForANewReservation(t *testing.T) {
 	if err := e.client.Delete(e.ctx, e.reservation(allocID)); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(10 * time.Minute)
+	e.clock.Step(10 * time.Minute)
 	e.sweep()
 
 	// Much later the address is reserved again, and that pod vanishes too.
@@ -355,7 +355,7 @@ func TestSweepReleasesASecondAddressAllocatedForOnePod(t *testing.T) {
 	kept := pod.Annotations[api.AnnotationAllocationID]
 	claim := pod.Annotations[api.AnnotationClaim]
 	extra, _ := e.ec2.AddAddress(map[string]string{api.TagCluster: cluster, api.TagClaim: claim, api.TagOwner: "default/web-0", api.TagMode: "auto"})
-	e.clock.Advance(time.Second)
+	e.clock.Step(time.Second)
 	e.sweep() // the extra one is seen, without an owner of its own
 	for range 3 {
 		e.mustReconcile("web-0")
@@ -367,7 +367,7 @@ func TestSweepReleasesASecondAddressAllocatedForOnePod(t *testing.T) {
 		t.Fatalf("the pod's address left its IP: %+v", a)
 	}
 
-	e.clock.Advance(testGrace + time.Second)
+	e.clock.Step(testGrace + time.Second)
 	e.sweep()
 	if e.addressExists(extra) {
 		t.Error("the second address of the pod's claim is still allocated after the grace")
@@ -388,7 +388,7 @@ func TestSweepCallsDoNotGrowWithPods(t *testing.T) {
 			e.bind(managedPod(fmt.Sprintf("web-%d", i), fmt.Sprintf("10.0.1.%d", 10+i)))
 		}
 		before := e.calls()
-		e.clock.Advance(time.Second)
+		e.clock.Step(time.Second)
 		e.sweep()
 		if got := e.callsSince(before); !maps.Equal(got, map[string]int{"DescribeAddresses": 1}) {
 			t.Errorf("with %d bound pods a sweep made %v, want one DescribeAddresses", pods, got)
@@ -412,7 +412,7 @@ func TestSweepLeavesAnOutsidersAssociationOfAReservedAddress(t *testing.T) {
 	_, _ = e.reconcile("pay-0") // refused: associated outside kube-eip
 
 	for range 2 {
-		e.clock.Advance(testGrace + time.Second)
+		e.clock.Step(testGrace + time.Second)
 		e.sweep()
 	}
 	if a := e.address(allocID); a.AssociationID != theirs {

@@ -4,31 +4,14 @@ import (
 	"context"
 	"math"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	clocktesting "k8s.io/utils/clock/testing"
 )
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // probe is one call that draws from a bucket without changing anything:
 // the ids do not exist, which the emulator only finds out after throttling.
@@ -107,16 +90,16 @@ func TestThrottleBucketsExactly(t *testing.T) {
 		{"mutating at scale 10", probeMutating, 10, 500, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+			clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 			_, c, ctx := setupWith(t, Options{Clock: clk.Now, Throttle: ThrottleOptions{Scale: tc.scale}})
 			if got := untilThrottled(t, ctx, c, tc.probe, 2*tc.burst); got != tc.burst {
 				t.Errorf("burst %d, want %d", got, tc.burst)
 			}
-			clk.Advance(time.Second)
+			clk.Step(time.Second)
 			if got := untilThrottled(t, ctx, c, tc.probe, 2*tc.burst); got != tc.refill {
 				t.Errorf("refill in one second %d, want %d", got, tc.refill)
 			}
-			clk.Advance(time.Hour)
+			clk.Step(time.Hour)
 			if got := untilThrottled(t, ctx, c, tc.probe, 2*tc.burst); got != tc.burst {
 				t.Errorf("bucket refilled to %d, want it capped at %d", got, tc.burst)
 			}
@@ -125,7 +108,7 @@ func TestThrottleBucketsExactly(t *testing.T) {
 }
 
 func TestThrottleBucketsArePerAction(t *testing.T) {
-	clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	srv, c, ctx := setupWith(t, Options{Clock: clk.Now})
 	untilThrottled(t, ctx, c, probeMutating, 100)
 	if err := probeOtherMutating(ctx, c); throttled(t, err) {
