@@ -345,18 +345,26 @@ func TestBindPoolPodTakesItsReservedAddress(t *testing.T) {
 	}
 }
 
-// A reserved pool address that someone outside kube-eip associated is
-// never taken from them: the bind fails and says why.
-func TestBindNeverTakesAPoolAddressAssociatedElsewhere(t *testing.T) {
-	pool := eipPool("payments", map[string]string{"team": "payments"}, v1alpha1.ReleasePolicyRetain)
-	e := newEnv(t, pool)
+// withPoolAddressAssociatedElsewhere starts a binder with pod pay-0 holding
+// the reservation of a pool address that someone outside kube-eip has
+// associated with their own interface (association theirs).
+func withPoolAddressAssociatedElsewhere(t *testing.T) (e *env, allocID, theirs string) {
+	t.Helper()
+	e = newEnv(t, eipPool("payments", map[string]string{"team": "payments"}, v1alpha1.ReleasePolicyRetain))
 	allocID, publicIP := e.ec2.AddAddress(map[string]string{"team": "payments"})
 	other := e.ec2.AddInterface("i-0aaaaaaaaaaaaaaaa", []string{"10.0.7.7"}, nil)
-	theirs := e.associate(allocID, other, "10.0.7.7")
+	theirs = e.associate(allocID, other, "10.0.7.7")
 	pod := poolPod("pay-0", "10.0.1.12", "payments", allocID, api.ModePool)
 	e.create(reservationFor(pod, "payments", allocID, publicIP, v1alpha1.ReservationModePool))
 	e.start()
 	e.create(pod)
+	return e, allocID, theirs
+}
+
+// A reserved pool address that someone outside kube-eip associated is
+// never taken from them: the bind fails and says why.
+func TestBindNeverTakesAPoolAddressAssociatedElsewhere(t *testing.T) {
+	e, allocID, theirs := withPoolAddressAssociatedElsewhere(t)
 
 	before := e.calls()
 	if _, err := e.reconcile("pay-0"); err == nil {
@@ -393,15 +401,7 @@ func TestUnfixableBindErrorsAreTerminal(t *testing.T) {
 // A pool address someone outside kube-eip associated stays theirs even
 // after the pod that had reserved it is gone and the orphan grace passed.
 func TestPoolAddressAssociatedElsewhereIsNeverDisassociated(t *testing.T) {
-	pool := eipPool("payments", map[string]string{"team": "payments"}, v1alpha1.ReleasePolicyRetain)
-	e := newEnv(t, pool)
-	allocID, publicIP := e.ec2.AddAddress(map[string]string{"team": "payments"})
-	other := e.ec2.AddInterface("i-0aaaaaaaaaaaaaaaa", []string{"10.0.7.7"}, nil)
-	theirs := e.associate(allocID, other, "10.0.7.7")
-	pod := poolPod("pay-0", "10.0.1.12", "payments", allocID, api.ModePool)
-	e.create(reservationFor(pod, "payments", allocID, publicIP, v1alpha1.ReservationModePool))
-	e.start()
-	e.create(pod)
+	e, allocID, theirs := withPoolAddressAssociatedElsewhere(t)
 	if _, err := e.reconcile("pay-0"); err == nil {
 		t.Fatal("Reconcile took an address associated outside kube-eip")
 	}
