@@ -144,13 +144,13 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod) (reconcile.Result, e
 
 // markBound writes the address onto the pod: the label the wait container
 // reads, the allocation and association, and the readiness condition. It
-// reports whether anything had to be written.
+// reports whether anything had to be written. (Reconcile has made sure of
+// the finalizer before anything was bound.)
 func (b *Binder) markBound(ctx context.Context, pod *corev1.Pod, addr Address) (bool, error) {
 	changed := false
 	if pod.Labels[api.LabelPublicIP] != addr.PublicIP ||
 		pod.Annotations[api.AnnotationAllocationID] != addr.AllocationID ||
-		pod.Annotations[api.AnnotationAssociationID] != addr.AssociationID ||
-		!slices.Contains(pod.Finalizers, api.FinalizerRelease) {
+		pod.Annotations[api.AnnotationAssociationID] != addr.AssociationID {
 		base := pod.DeepCopy()
 		if pod.Labels == nil {
 			pod.Labels = map[string]string{}
@@ -161,9 +161,6 @@ func (b *Binder) markBound(ctx context.Context, pod *corev1.Pod, addr Address) (
 		pod.Labels[api.LabelPublicIP] = addr.PublicIP
 		pod.Annotations[api.AnnotationAllocationID] = addr.AllocationID
 		pod.Annotations[api.AnnotationAssociationID] = addr.AssociationID
-		if !slices.Contains(pod.Finalizers, api.FinalizerRelease) {
-			pod.Finalizers = append(pod.Finalizers, api.FinalizerRelease)
-		}
 		if err := b.Client.Patch(ctx, pod, client.MergeFrom(base)); err != nil {
 			return false, fmt.Errorf("labelling the pod with %s: %w", addr.PublicIP, err)
 		}
