@@ -18,6 +18,9 @@ type Request struct {
 	// fixed-tag-value pods: their addresses are those carrying this EC2 tag
 	// key, which an EIPPool must select.
 	LegacyTagKey string
+	// Legacy is set when the request comes from the aws-pod-eip-controller
+	// annotations, so that messages name the annotation the user wrote.
+	Legacy bool
 }
 
 // Problem is a reason to refuse a pod: the annotation at fault and a message
@@ -189,7 +192,7 @@ func parseLegacy(a map[string]string) (*Request, []Problem, []string) {
 	}
 	switch typ {
 	case LegacyTypeAuto:
-		req := &Request{Mode: ModeAuto, PublicIPv4Pool: a[LegacyAnnotationIPv4Pool]}
+		req := &Request{Mode: ModeAuto, PublicIPv4Pool: a[LegacyAnnotationIPv4Pool], Legacy: true}
 		if req.PublicIPv4Pool != "" && !ValidPublicIPv4Pool(req.PublicIPv4Pool) {
 			return nil, []Problem{{Key: LegacyAnnotationIPv4Pool, Message: fmt.Sprintf("%q is not a public IPv4 pool; use amazon or a BYOIP pool id like ipv4pool-ec2-0123456789abcdef0", req.PublicIPv4Pool)}}, warnings
 		}
@@ -203,7 +206,7 @@ func parseLegacy(a map[string]string) (*Request, []Problem, []string) {
 		if tagKey == "" {
 			return nil, []Problem{{Key: keyAnnotation, Message: fmt.Sprintf("type %s needs the EC2 tag key of its addresses in %s", typ, keyAnnotation)}}, warnings
 		}
-		return &Request{Mode: mode, LegacyTagKey: tagKey}, nil, warnings
+		return &Request{Mode: mode, LegacyTagKey: tagKey, Legacy: true}, nil, warnings
 	default:
 		return nil, []Problem{{Key: LegacyAnnotationType, Message: fmt.Sprintf("unknown type %q; use %s, %s or %s, or switch to %s", typ, LegacyTypeAuto, LegacyTypeFixedTag, LegacyTypeFixedTagValue, AnnotationMode)}}, warnings
 	}

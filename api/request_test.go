@@ -45,11 +45,11 @@ func TestParseRequest(t *testing.T) {
 		{name: "system annotation copied from a live pod", annotations: map[string]string{AnnotationMode: "auto", AnnotationAllocationID: "eipalloc-1"},
 			want: &Request{Mode: ModeAuto}, warnings: []string{"kube-eip.io/allocation-id is written by kube-eip"}},
 		{name: "legacy auto", annotations: map[string]string{LegacyAnnotationType: "auto", LegacyAnnotationIPv4Pool: "amazon"},
-			want: &Request{Mode: ModeAuto, PublicIPv4Pool: "amazon"}},
+			want: &Request{Mode: ModeAuto, PublicIPv4Pool: "amazon", Legacy: true}},
 		{name: "legacy fixed-tag", annotations: map[string]string{LegacyAnnotationType: "fixed-tag", LegacyAnnotationTag: "pec-ip-pool"},
-			want: &Request{Mode: ModePool, LegacyTagKey: "pec-ip-pool"}},
+			want: &Request{Mode: ModePool, LegacyTagKey: "pec-ip-pool", Legacy: true}},
 		{name: "legacy fixed-tag-value", annotations: map[string]string{LegacyAnnotationType: "fixed-tag-value", LegacyAnnotationTagValue: "pec-ip-pool"},
-			want: &Request{Mode: ModeSticky, LegacyTagKey: "pec-ip-pool"}},
+			want: &Request{Mode: ModeSticky, LegacyTagKey: "pec-ip-pool", Legacy: true}},
 		{name: "legacy fixed-tag without its key", annotations: map[string]string{LegacyAnnotationType: "fixed-tag"},
 			problems: []string{LegacyAnnotationTag + ": type fixed-tag needs the EC2 tag key"}},
 		{name: "legacy unknown type", annotations: map[string]string{LegacyAnnotationType: "fixed"},
@@ -59,7 +59,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "old and new conflict", annotations: map[string]string{AnnotationMode: "auto", LegacyAnnotationType: "fixed-tag", LegacyAnnotationTag: "k"},
 			problems: []string{LegacyAnnotationType + ": conflicts with kube-eip.io/mode=auto"}},
 		{name: "unknown legacy key warns", annotations: map[string]string{LegacyAnnotationType: "auto", LegacyPrefix + "reclaim": "false"},
-			want: &Request{Mode: ModeAuto}, warnings: []string{LegacyPrefix + "reclaim is not an aws-pod-eip-controller annotation"}},
+			want: &Request{Mode: ModeAuto, Legacy: true}, warnings: []string{LegacyPrefix + "reclaim is not an aws-pod-eip-controller annotation"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

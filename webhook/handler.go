@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"strings"
 
+	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/authz"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -85,28 +87,30 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod, old *co
 	if len(plan.Denial) > 0 {
 		return admission.Denied(denialMessage(plan.Denial)).WithWarnings(plan.Warnings...)
 	}
-	if plan.Request == nil {
-		return admission.Allowed("").WithWarnings(plan.Warnings...)
+	if req.Operation == admissionv1.Update {
+		if plan.Request == nil {
+			return admission.Allowed("")
+		}
+		mutated := pod.DeepCopy()
+		restoreSystemMetadata(mutated, in.OldPod)
+		return patch(pod, mutated, nil, plan.Warnings)
 	}
 
-	mutated := pod.DeepCopy()
-	if req.Operation == admissionv1.Update {
-		restoreSystemMetadata(mutated, in.OldPod)
-		return patch(pod, mutated, plan.Warnings)
+	// A container or volume that bears kube-eip's name but is not what
+	// kube-eip injects goes; kube-eip's own takes its place.
+	orig, removals, warnings := withoutImpostors(pod, h.Config)
+	warnings = append(plan.Warnings, warnings...)
+	mutated := orig.DeepCopy()
+	// Only kube-eip writes its keys. What admission wrote is kept only on a
+	// reinvocation; copied from another pod it would tie this pod to that
+	// pod's address, and what the binder writes would make the wait
+	// container pass with another pod's address.
+	stripSystemKeys(mutated)
+	if plan.Request == nil {
+		return patch(orig, mutated, removals, warnings)
 	}
-	// What admission wrote is kept only on a reinvocation; copied from
-	// another pod it would tie this pod to that pod's address.
 	claim := plan.Claim
 	var res *v1alpha1.EIPReservation
-	for _, k := range api.AdmissionKeys() {
-		delete(mutated.Annotations, k)
-	}
-	// What the binder writes, copied from a live pod's manifest, would make
-	// the wait container pass with another pod's address, and the binder
-	// take that pod's association for this one's.
-	delete(mutated.Annotations, api.AnnotationAllocationID)
-	delete(mutated.Annotations, api.AnnotationAssociationID)
-	delete(mutated.Labels, api.LabelPublicIP)
 	switch {
 	case plan.Admitted:
 		res = plan.Reservation
@@ -121,7 +125,7 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod, old *co
 		var err error
 		if res, err = h.Reserver.Reserve(ctx, plan, pod, claim); errors.Is(err, errExhausted) {
 			decisions.WithLabelValues(string(req.Operation), "exhausted").Inc()
-			return admission.Denied(denialMessage([]api.Problem{{Key: poolKey(plan.Request), Message: exhausted(plan.Pool)}})).WithWarnings(plan.Warnings...)
+			return admission.Denied(denialMessage([]api.Problem{{Key: authz.PoolKey(plan.Request), Message: exhausted(plan.Pool)}})).WithWarnings(warnings...)
 		} else if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
@@ -130,11 +134,21 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod, old *co
 		claim = newClaim()
 	}
 	Inject(mutated, h.Config, claim, res)
-	return patch(pod, mutated, plan.Warnings)
+	return patch(orig, mutated, removals, warnings)
 }
 
-func patch(orig, mutated *corev1.Pod, warnings []string) admission.Response {
-	return admission.Patched("", patchOps(orig, mutated)...).WithWarnings(warnings...)
+// stripSystemKeys removes every key kube-eip writes; Inject puts back what
+// admission owns.
+func stripSystemKeys(pod *corev1.Pod) {
+	for _, k := range api.SystemKeys() {
+		delete(pod.Annotations, k)
+		delete(pod.Labels, k)
+	}
+}
+
+// patch answers with first, then the patch from orig to mutated.
+func patch(orig, mutated *corev1.Pod, first []jsonpatch.JsonPatchOperation, warnings []string) admission.Response {
+	return admission.Patched("", append(first, patchOps(orig, mutated)...)...).WithWarnings(warnings...)
 }
 
 // restoreSystemMetadata puts back what kube-eip wrote at creation if an

@@ -47,7 +47,7 @@ func testHandlerImpl() *Handler {
 	return NewHandler(Handler{
 		State: state,
 		Namespaces: func(_ context.Context, name string) (*corev1.Namespace, error) {
-			return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: tenant}}, nil
+			return servedNamespace(name, tenant), nil
 		},
 		Reserver: &memReserver{taken: map[string]bool{}},
 		Config:   InjectConfig{Image: "ghcr.io/kube-eip/kube-eip:test", WaitTimeout: time.Minute},

@@ -8,32 +8,30 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/authz"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
 // State is what admission knows of the cluster, read from informer caches:
 // no call leaves the process while a request is decided.
 type State interface {
-	// Pool returns the named EIPPool.
-	Pool(name string) (*v1alpha1.EIPPool, bool)
-	// Pools lists every EIPPool.
-	Pools() []v1alpha1.EIPPool
+	authz.Pools
 	// Reserved reports whether an address is held by a reservation.
 	Reserved(allocationID string) bool
 	// StickyReservation returns the reservation held for a pod identity
 	// ("<namespace>/<name>") in a pool.
 	StickyReservation(pool, owner string) (*v1alpha1.EIPReservation, bool)
-	// ClaimInUse reports whether an existing pod of the namespace carries
+	// ClaimInUse reports whether an existing pod, in any namespace, carries
 	// the claim token.
-	ClaimInUse(namespace, claim string) bool
+	ClaimInUse(claim string) bool
+	// AddressesHeld counts the namespace's pods that hold an address or
+	// wait for one (they carry kube-eip's release finalizer).
+	AddressesHeld(namespace string) int
 }
 
 // Input is one admission request, decoded.
@@ -87,8 +85,9 @@ func Decide(in Input) Plan {
 				"change the pod template of its controller (or delete and recreate the pod) instead"}}}
 		}
 		// An existing pod was checked when it was created; its pool may
-		// have changed since, which must not block unrelated updates.
-		plan.Denial = nil
+		// have changed since, which must not block unrelated updates, and
+		// what was said then need not be said at every update.
+		plan.Denial, plan.Warnings = nil, nil
 		return plan
 	}
 	if len(plan.Denial) > 0 || req == nil {
@@ -97,34 +96,40 @@ func Decide(in Input) Plan {
 	if pod.Spec.HostNetwork {
 		return deny(plan, api.AnnotationMode, "pods with hostNetwork: true share their node's address and cannot get an Elastic IP of their own; remove hostNetwork, or give the node an address instead")
 	}
+	for i, c := range pod.Spec.Containers {
+		if c.Name == api.WaitContainerName {
+			return deny(plan, api.AnnotationMode, fmt.Sprintf("spec.containers[%d]: the name %s is kube-eip's (its injected init container); rename the container", i, api.WaitContainerName))
+		}
+	}
 	// A claim already on the pod is kept only on a reinvocation, when no
 	// pod carries it yet. Copied from a live pod's manifest it would tie
 	// this pod to that pod's address.
-	if claim := pod.Annotations[api.AnnotationClaim]; claim != "" && !in.State.ClaimInUse(pod.Namespace, claim) {
+	if claim := pod.Annotations[api.AnnotationClaim]; claim != "" && !in.State.ClaimInUse(claim) {
 		plan.Claim = claim
 		if p := in.Prior; p != nil && p.Spec.Claim == claim && p.Spec.PodNamespace == pod.Namespace && p.Status.PodUID == "" {
 			// The first pass reserved this for the same pod.
 			plan.Admitted, plan.Reservation = true, p
 		}
 	}
-	if req.Mode == api.ModeAuto || req.Mode == api.ModeSticky && req.Pool == "" && req.LegacyTagKey == "" {
-		if req.Mode == api.ModeSticky && pod.Name == "" {
-			return deny(plan, api.AnnotationMode, stickyNeedsName)
-		}
-		return plan // the binder allocates; nothing to reserve
-	}
-
-	pool, problem := resolvePool(req, in)
-	if problem != nil {
-		return deny(plan, problem.Key, problem.Message)
-	}
-	plan.Pool = pool
 	if req.Mode == api.ModeSticky && pod.Name == "" {
 		return deny(plan, api.AnnotationMode, stickyNeedsName)
 	}
+	pool, problem := authz.Check(req, in.Namespace, in.State)
+	if problem != nil {
+		return deny(plan, problem.Key, problem.Message)
+	}
 	if plan.Admitted {
+		// The first pass counted and reserved for this pod already.
+		plan.Pool = pool
 		return plan
 	}
+	if problem := authz.OverCap(in.Namespace, in.State.AddressesHeld(pod.Namespace)); problem != nil {
+		return deny(plan, problem.Key, problem.Message)
+	}
+	if pool == nil {
+		return plan // the binder allocates; nothing to reserve
+	}
+	plan.Pool = pool
 	owner := ""
 	if req.Mode == api.ModeSticky {
 		owner = pod.Namespace + "/" + pod.Name
@@ -135,7 +140,7 @@ func Decide(in Input) Plan {
 	}
 	plan.Candidates = candidates(pool, owner, in.State)
 	if len(plan.Candidates) == 0 {
-		return deny(plan, poolKey(req), exhausted(pool))
+		return deny(plan, authz.PoolKey(req), exhausted(pool))
 	}
 	return plan
 }
@@ -146,102 +151,6 @@ const stickyNeedsName = "mode sticky ties the address to the pod's name, and thi
 func deny(plan Plan, key, msg string) Plan {
 	plan.Denial = append(plan.Denial, api.Problem{Key: key, Message: msg})
 	return plan
-}
-
-func poolKey(req *api.Request) string {
-	if req.LegacyTagKey != "" {
-		if req.Mode == api.ModeSticky {
-			return api.LegacyAnnotationTagValue
-		}
-		return api.LegacyAnnotationTag
-	}
-	return api.AnnotationPool
-}
-
-// resolvePool finds the request's EIPPool and checks it is open to the
-// pod's namespace.
-func resolvePool(req *api.Request, in Input) (*v1alpha1.EIPPool, *api.Problem) {
-	ns := in.Pod.Namespace
-	var pool *v1alpha1.EIPPool
-	if req.LegacyTagKey != "" {
-		pool = legacyPool(req, in.State.Pools())
-		if pool == nil {
-			return nil, &api.Problem{Key: poolKey(req), Message: fmt.Sprintf(
-				"no EIPPool selects addresses by the tag key %q; create one: {apiVersion: kube-eip.io/v1alpha1, kind: EIPPool, metadata: {name: %s}, spec: {tagSelector: {%q: \"\"}%s, namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}}}",
-				req.LegacyTagKey, legacyPoolName(req.LegacyTagKey), req.LegacyTagKey, stickyTagField(req), ns)}
-		}
-	} else {
-		var ok bool
-		if pool, ok = in.State.Pool(req.Pool); !ok {
-			return nil, &api.Problem{Key: api.AnnotationPool, Message: fmt.Sprintf("EIPPool %q does not exist; %s", req.Pool, openPools(in))}
-		}
-	}
-	if !openTo(pool, in.Namespace) {
-		return nil, &api.Problem{Key: poolKey(req), Message: fmt.Sprintf("EIPPool %q is not open to namespace %q (its namespaceSelector does not select it); %s",
-			pool.Name, ns, openPools(in))}
-	}
-	return pool, nil
-}
-
-func legacyPool(req *api.Request, pools []v1alpha1.EIPPool) *v1alpha1.EIPPool {
-	for i := range pools {
-		p := &pools[i]
-		if len(p.Spec.TagSelector) != 1 || p.Spec.TagSelector[req.LegacyTagKey] != "" {
-			continue
-		}
-		if _, ok := p.Spec.TagSelector[req.LegacyTagKey]; !ok {
-			continue
-		}
-		if req.Mode == api.ModeSticky && p.Spec.StickyTag != req.LegacyTagKey {
-			continue
-		}
-		return p
-	}
-	return nil
-}
-
-func legacyPoolName(tagKey string) string {
-	return strings.Trim(strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
-			return r
-		}
-		if r >= 'A' && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return '-'
-	}, tagKey), "-")
-}
-
-func stickyTagField(req *api.Request) string {
-	if req.Mode == api.ModeSticky {
-		return fmt.Sprintf(", stickyTag: %q", req.LegacyTagKey)
-	}
-	return ""
-}
-
-func openTo(pool *v1alpha1.EIPPool, ns *corev1.Namespace) bool {
-	if pool.Spec.NamespaceSelector == nil || ns == nil {
-		return false
-	}
-	sel, err := metav1.LabelSelectorAsSelector(pool.Spec.NamespaceSelector)
-	if err != nil {
-		return false
-	}
-	return sel.Matches(labels.Set(ns.Labels))
-}
-
-func openPools(in Input) string {
-	var names []string
-	for _, p := range in.State.Pools() {
-		if openTo(&p, in.Namespace) {
-			names = append(names, p.Name)
-		}
-	}
-	if len(names) == 0 {
-		return fmt.Sprintf("no EIPPool is open to namespace %q yet (kubectl get eippools; a pool's spec.namespaceSelector must select the namespace)", in.Pod.Namespace)
-	}
-	slices.Sort(names)
-	return fmt.Sprintf("pools open to namespace %q: %s", in.Pod.Namespace, strings.Join(names, ", "))
 }
 
 // candidates lists the pool's addresses that can be reserved: pinned to

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/authz"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -17,6 +19,7 @@ type fakeState struct {
 	pools    map[string]*v1alpha1.EIPPool
 	reserved map[string]*v1alpha1.EIPReservation
 	claims   map[string]bool // claims carried by existing pods
+	held     map[string]int  // namespace → pods holding or waiting for an address
 }
 
 func (s fakeState) Pool(name string) (*v1alpha1.EIPPool, bool) { p, ok := s.pools[name]; return p, ok }
@@ -27,8 +30,9 @@ func (s fakeState) Pools() []v1alpha1.EIPPool {
 	}
 	return out
 }
-func (s fakeState) Reserved(id string) bool         { _, ok := s.reserved[id]; return ok }
-func (s fakeState) ClaimInUse(_, claim string) bool { return s.claims[claim] }
+func (s fakeState) Reserved(id string) bool      { _, ok := s.reserved[id]; return ok }
+func (s fakeState) ClaimInUse(claim string) bool { return s.claims[claim] }
+func (s fakeState) AddressesHeld(ns string) int  { return s.held[ns] }
 func (s fakeState) StickyReservation(pool, owner string) (*v1alpha1.EIPReservation, bool) {
 	for _, r := range s.reserved {
 		if r.Spec.Pool == pool && r.Spec.StickyOwner == owner {
@@ -47,8 +51,27 @@ func pool(name string, tags map[string]string, nsLabels map[string]string, addrs
 	return p
 }
 
+// BYOIP pools: one that a pool open to "payments" grows from, one that only
+// a pool closed to it does.
+const (
+	byoip       = "ipv4pool-ec2-0123456789abcdef0"
+	closedBYOIP = "ipv4pool-ec2-0123456789abcdef1"
+)
+
+func growing(p *v1alpha1.EIPPool, source string) *v1alpha1.EIPPool {
+	p.Spec.Growth = &v1alpha1.PoolGrowth{PublicIPv4Pool: source, MaxAddresses: 5}
+	return p
+}
+
 func addr(id, ip string) v1alpha1.PoolAddress {
 	return v1alpha1.PoolAddress{AllocationID: id, PublicIP: ip}
+}
+
+// servedNamespace is a namespace that opted in to kube-eip, with labels.
+func servedNamespace(name string, labels map[string]string) *corev1.Namespace {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{api.LabelInjection: api.InjectionEnabled}}}
+	maps.Copy(ns.Labels, labels)
+	return ns
 }
 
 func newPod(name string, annotations map[string]string) *corev1.Pod {
@@ -57,13 +80,15 @@ func newPod(name string, annotations map[string]string) *corev1.Pod {
 
 func TestDecide(t *testing.T) {
 	tenant := map[string]string{"tenant": "payments"}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "payments", Labels: tenant}}
+	ns := servedNamespace("payments", tenant)
 	state := fakeState{
 		pools: map[string]*v1alpha1.EIPPool{
-			"partners": pool("partners", map[string]string{"team": "payments"}, tenant, addr("eipalloc-1", "3.0.0.1"), addr("eipalloc-2", "3.0.0.2")),
-			"closed":   pool("closed", map[string]string{"team": "x"}, nil, addr("eipalloc-3", "3.0.0.3")),
-			"full":     pool("full", map[string]string{"team": "full"}, tenant, addr("eipalloc-4", "3.0.0.4")),
-			"legacy":   pool("legacy", map[string]string{"pec-ip-pool": ""}, tenant, addr("eipalloc-5", "3.0.0.5")),
+			"partners":  pool("partners", map[string]string{"team": "payments"}, tenant, addr("eipalloc-1", "3.0.0.1"), addr("eipalloc-2", "3.0.0.2")),
+			"closed":    pool("closed", map[string]string{"team": "x"}, nil, addr("eipalloc-3", "3.0.0.3")),
+			"full":      pool("full", map[string]string{"team": "full"}, tenant, addr("eipalloc-4", "3.0.0.4")),
+			"legacy":    pool("legacy", map[string]string{"pec-ip-pool": ""}, tenant, addr("eipalloc-5", "3.0.0.5")),
+			"grows":     growing(pool("grows", map[string]string{"team": "grows"}, tenant), byoip),
+			"elsewhere": growing(pool("elsewhere", map[string]string{"team": "elsewhere"}, map[string]string{"tenant": "other"}), closedBYOIP),
 		},
 		reserved: map[string]*v1alpha1.EIPReservation{
 			"eipalloc-1": {ObjectMeta: metav1.ObjectMeta{Name: "eipalloc-1"}, Spec: v1alpha1.EIPReservationSpec{Pool: "partners", StickyOwner: "payments/db-0"}},
@@ -80,7 +105,7 @@ func TestDecide(t *testing.T) {
 		{name: "auto needs no reservation", pod: newPod("a", map[string]string{api.AnnotationMode: "auto"})},
 		{name: "pool gets the free address", pod: newPod("a", map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: "partners"}), candidates: []string{"eipalloc-2"}},
 		{name: "missing pool", pod: newPod("a", map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: "nope"}),
-			denial: `kube-eip.io/pool: EIPPool "nope" does not exist; pools open to namespace "payments": full, legacy, partners`},
+			denial: `kube-eip.io/pool: EIPPool "nope" does not exist; pools open to namespace "payments": full, grows, legacy, partners`},
 		{name: "pool closed to namespace", pod: newPod("a", map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: "closed"}),
 			denial: `kube-eip.io/pool: EIPPool "closed" is not open to namespace "payments"`},
 		{name: "pool exhausted", pod: newPod("a", map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: "full"}),
@@ -98,6 +123,17 @@ func TestDecide(t *testing.T) {
 		{name: "legacy fixed-tag without a pool", pod: newPod("a", map[string]string{api.LegacyAnnotationType: "fixed-tag", api.LegacyAnnotationTag: "other-tag"}),
 			denial: `no EIPPool selects addresses by the tag key "other-tag"; create one:`},
 		{name: "parse problems come through", pod: newPod("a", map[string]string{api.AnnotationMode: "autoo"}), denial: `did you mean "auto"`},
+		{name: "amazon's addresses are open to all", pod: newPod("a", map[string]string{api.AnnotationMode: "auto", api.AnnotationPublicIPv4Pool: "amazon"})},
+		{name: "a BYOIP pool an open pool grows from", pod: newPod("a", map[string]string{api.AnnotationMode: "auto", api.AnnotationPublicIPv4Pool: byoip})},
+		{name: "a BYOIP pool only a closed pool grows from", pod: newPod("a", map[string]string{api.AnnotationMode: "auto", api.AnnotationPublicIPv4Pool: closedBYOIP}),
+			denial: `kube-eip.io/public-ipv4-pool: BYOIP pool "` + closedBYOIP + `" is not open to namespace "payments": no EIPPool open to the namespace grows from it`},
+		{name: "a BYOIP pool no pool grows from, asked the old way", pod: newPod("a", map[string]string{api.LegacyAnnotationType: "auto", api.LegacyAnnotationIPv4Pool: "ipv4pool-ec2-00000000000000000"}),
+			denial: api.LegacyAnnotationIPv4Pool + `: BYOIP pool "ipv4pool-ec2-00000000000000000" is not open to namespace "payments"`},
+		{name: "a container of kube-eip's name", pod: func() *corev1.Pod {
+			p := newPod("a", map[string]string{api.AnnotationMode: "auto"})
+			p.Spec.Containers = []corev1.Container{{Name: "app"}, {Name: api.WaitContainerName}}
+			return p
+		}(), denial: "spec.containers[1]: the name kube-eip-wait is kube-eip's (its injected init container); rename the container"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +154,45 @@ func TestDecide(t *testing.T) {
 			}
 			if existing := plan.Existing; (existing == nil) != (tt.existing == "") || existing != nil && existing.Name != tt.existing {
 				t.Errorf("existing = %v, want %q", existing, tt.existing)
+			}
+		})
+	}
+}
+
+// Whoever may create pods in a namespace, the namespace's own labels and
+// annotations (a cluster admin's) decide whether kube-eip serves it and how
+// many addresses it may hold.
+func TestDecideHonoursWhatOnlyTheAdminSets(t *testing.T) {
+	open := map[string]string{"tenant": "payments"}
+	state := fakeState{pools: map[string]*v1alpha1.EIPPool{
+		"partners": pool("partners", map[string]string{"team": "payments"}, open, addr("eipalloc-1", "3.0.0.1")),
+	}, reserved: map[string]*v1alpha1.EIPReservation{}, held: map[string]int{"payments": 2}}
+	auto := newPod("a", map[string]string{api.AnnotationMode: "auto"})
+	capped := func(v string) *corev1.Namespace {
+		ns := servedNamespace("payments", open)
+		ns.Annotations = map[string]string{authz.AnnotationMaxAddresses: v}
+		return ns
+	}
+	for _, tc := range []struct {
+		name   string
+		ns     *corev1.Namespace
+		denial string
+	}{
+		{"served", servedNamespace("payments", open), ""},
+		{"not opted in", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "payments", Labels: open}},
+			`kube-eip.io/managed: namespace "payments" has not opted in to kube-eip (a cluster admin labels it kube-eip.io/injection=enabled)`},
+		{"kube-system never", servedNamespace("kube-system", open), `namespace "kube-system" has not opted in`},
+		{"under its cap", capped("3"), ""},
+		{"at its cap", capped("2"), `kube-eip.io/mode: namespace "payments" holds 2 of its 2 addresses (kube-eip.io/max-addresses); delete a pod that holds one, or ask a cluster admin to raise the cap`},
+		{"a cap of nothing", capped("0"), `holds 2 of its 0 addresses`},
+		{"a cap that is no number", capped("ten"), `namespace "payments" has kube-eip.io/max-addresses="ten", which is not a whole number of addresses`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, pod := range []*corev1.Pod{auto, newPod("b", map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: "partners"})} {
+				plan := Decide(Input{Operation: admissionv1.Create, Pod: pod, Namespace: tc.ns, State: state})
+				if got := denialMessage(plan.Denial); tc.denial == "" && got != "" || !strings.Contains(got, tc.denial) {
+					t.Errorf("%s: denial = %q, want %q", pod.Name, got, tc.denial)
+				}
 			}
 		})
 	}
@@ -169,7 +244,7 @@ func TestInjectIsIdempotent(t *testing.T) {
 
 func TestDecideTellsReinvocationFromACopiedManifest(t *testing.T) {
 	tenant := map[string]string{"tenant": "payments"}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "payments", Labels: tenant}}
+	ns := servedNamespace("payments", tenant)
 	state := fakeState{pools: map[string]*v1alpha1.EIPPool{
 		"partners": pool("partners", map[string]string{"team": "payments"}, tenant, addr("eipalloc-1", "3.0.0.1"), addr("eipalloc-2", "3.0.0.2")),
 	}, reserved: map[string]*v1alpha1.EIPReservation{}}

@@ -2,12 +2,14 @@ package webhook
 
 import (
 	"context"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -63,13 +65,31 @@ func (s CacheState) StickyReservation(pool, owner string) (*v1alpha1.EIPReservat
 	return nil, false
 }
 
-// ClaimInUse implements State.
-func (s CacheState) ClaimInUse(namespace, claim string) bool {
+// ClaimInUse implements State. Every namespace is searched: a claim copied
+// from another namespace's pod must not tie this pod to that pod's address.
+func (s CacheState) ClaimInUse(claim string) bool {
 	pods := podMetaList()
-	if err := s.Reader.List(context.Background(), pods, client.InNamespace(namespace), client.MatchingFields{indexClaim: claim}); err != nil {
+	if err := s.Reader.List(context.Background(), pods, client.MatchingFields{indexClaim: claim}); err != nil {
 		return true // unsure: a fresh claim is always safe
 	}
 	return len(pods.Items) > 0
+}
+
+// AddressesHeld implements State. A managed pod carries the release
+// finalizer from admission until the binder has given its address back, so
+// the finalizer is what tells a pod that holds or waits for an address.
+func (s CacheState) AddressesHeld(namespace string) int {
+	pods := podMetaList()
+	if err := s.Reader.List(context.Background(), pods, client.InNamespace(namespace)); err != nil {
+		return 0 // the binder counts again before it allocates
+	}
+	held := 0
+	for i := range pods.Items {
+		if slices.Contains(pods.Items[i].Finalizers, api.FinalizerRelease) {
+			held++
+		}
+	}
+	return held
 }
 
 // The webhook caches managed pods as metadata only: it reads nothing else
