@@ -88,6 +88,9 @@ const (
 	EventReserveFailed = "EIPReserveFailed"
 	EventBindFailed    = "EIPBindFailed"
 	EventReleaseFailed = "EIPReleaseFailed"
+	// EventRefused: the pod is not authorized for what it asks (its
+	// namespace, pool, BYOIP source, cap or reservation); nothing was done.
+	EventRefused = "EIPRefused"
 )
 
 // EC2 tags on the addresses kube-eip allocates or uses. Every address the

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -14,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/authz"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 	"github.com/kube-eip/kube-eip/binder/cloud"
 )
@@ -24,30 +28,28 @@ var errTerminal = errors.New("cannot be retried")
 
 func owner(pod *corev1.Pod) string { return pod.Namespace + "/" + pod.Name }
 
-// obtain returns the pod's address: its reservation's, the one already
-// allocated for it, or a new one.
-func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod) (Address, error) {
-	if name := pod.Annotations[api.AnnotationReservation]; name != "" {
-		return b.fromReservation(ctx, pod, name)
+// obtain returns the address of a pod authorize granted: its reservation's,
+// the one allocated for it already, or a new one within the namespace's
+// cap.
+func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod, g grant) (Address, error) {
+	if g.res != nil {
+		return b.fromReservation(ctx, pod, g.res)
 	}
-	req, _, _ := api.ParseRequest(pod.Annotations)
 	claim := pod.Annotations[api.AnnotationClaim]
-	if req == nil || claim == "" {
-		return Address{}, fmt.Errorf("the pod carries no kube-eip request or claim; it was not admitted by kube-eip: %w", errTerminal)
-	}
 	// The address recorded on the pod first: should EC2 ever hold two for
 	// one claim (a lost answer, a Describe not yet showing the first), the
 	// pod keeps the one it has and the sweep releases the other.
 	if id := pod.Annotations[api.AnnotationAllocationID]; id != "" {
-		if a, ok := b.inv.get(id); ok && a.Tags[api.TagCluster] == b.Cluster &&
-			(a.Tags[api.TagClaim] == claim || a.Tags[api.TagMode] == string(api.ModeSticky) && a.Tags[api.TagOwner] == owner(pod)) {
+		if a, ok := b.inv.get(id); ok && holds(a, pod, nil, b.Cluster) {
 			return a, nil
 		}
 	}
-	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim}); ok {
+	// Found by claim only together with the pod's name: a claim copied from
+	// another pod finds nothing of that pod's.
+	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim, api.TagOwner: owner(pod)}); ok {
 		return a, nil
 	}
-	if req.Mode == api.ModeSticky {
+	if g.req.Mode == api.ModeSticky {
 		// Kept for this pod's name since an earlier incarnation.
 		if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagMode: string(api.ModeSticky), api.TagOwner: owner(pod)}); ok {
 			return a, nil
@@ -55,21 +57,77 @@ func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod) (Address, error) {
 	}
 	// An earlier AllocateAddress for this pod may have succeeded without
 	// us hearing of it: look for its token first.
-	if a, found, err := b.findUncertain(ctx, claim); err != nil || found {
+	if a, found, err := b.findUncertain(ctx, pod); err != nil || found {
 		return a, err
 	}
-	return b.allocate(ctx, pod, req, claim)
+	return b.allocateWithinCap(ctx, pod, g, claim)
+}
+
+// allocateWithinCap allocates for the pod unless its namespace holds as
+// many addresses as a cluster admin capped it at. The count and the
+// allocation are one step per namespace, so concurrent binds cannot both
+// take the last one.
+func (b *Binder) allocateWithinCap(ctx context.Context, pod *corev1.Pod, g grant, claim string) (Address, error) {
+	if _, capped, _ := authz.Cap(g.ns); capped {
+		unlock := b.lockNamespace(pod.Namespace)
+		defer unlock()
+		held, err := b.held(ctx, pod.Namespace)
+		if err != nil {
+			return Address{}, err
+		}
+		if problem := authz.OverCap(g.ns, held); problem != nil {
+			return Address{}, &refusal{msg: problem.Error(), retry: capRecheck}
+		}
+	}
+	return b.allocate(ctx, pod, g.req, claim)
+}
+
+// capRecheck is how often a pod over its namespace's cap looks again.
+const capRecheck = 30 * time.Second
+
+// held counts the addresses a namespace holds: those kube-eip allocated for
+// its pods (kept sticky ones too), and those reserved for them.
+func (b *Binder) held(ctx context.Context, namespace string) (int, error) {
+	var reservations v1alpha1.EIPReservationList
+	if err := b.Client.List(ctx, &reservations, client.MatchingFields{indexPodNamespace: namespace}); err != nil {
+		return 0, fmt.Errorf("counting the reservations of namespace %s: %w", namespace, err)
+	}
+	ids := map[string]bool{}
+	for _, r := range reservations.Items {
+		ids[r.Name] = true
+	}
+	for _, a := range b.inv.all() {
+		if ns, _, _ := strings.Cut(a.Tags[api.TagOwner], "/"); ns == namespace && a.Tags[api.TagCluster] == b.Cluster {
+			ids[a.AllocationID] = true
+		}
+	}
+	return len(ids), nil
+}
+
+// lockNamespace serializes allocations within one namespace.
+func (b *Binder) lockNamespace(namespace string) func() {
+	b.mu.Lock()
+	l, ok := b.nsLocks[namespace]
+	if !ok {
+		l = &sync.Mutex{}
+		b.nsLocks[namespace] = l
+	}
+	b.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 // findUncertain looks in EC2 for the address of a claim whose allocation
 // failed in a way that may still have allocated; it asks nothing when no
 // such failure happened.
-func (b *Binder) findUncertain(ctx context.Context, claim string) (Address, bool, error) {
-	if !b.inv.isUncertain(claim) {
+func (b *Binder) findUncertain(ctx context.Context, pod *corev1.Pod) (Address, bool, error) {
+	claim := pod.Annotations[api.AnnotationClaim]
+	if claim == "" || !b.inv.isUncertain(claim) {
 		return Address{}, false, nil
 	}
 	found, err := b.describe(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
 		{Name: aws.String("tag:" + api.TagClaim), Values: []string{claim}},
+		{Name: aws.String("tag:" + api.TagOwner), Values: []string{owner(pod)}},
 		{Name: aws.String("tag:" + api.TagCluster), Values: []string{b.Cluster}},
 	}})
 	if err != nil {
@@ -125,20 +183,15 @@ func mayHaveApplied(err error) bool {
 	return true
 }
 
-// fromReservation claims the pod's EIPReservation and returns its address.
-func (b *Binder) fromReservation(ctx context.Context, pod *corev1.Pod, name string) (Address, error) {
-	res := &v1alpha1.EIPReservation{}
-	if err := b.Client.Get(ctx, client.ObjectKey{Name: name}, res); err != nil {
-		return Address{}, fmt.Errorf("reading reservation %s: %w", name, err)
-	}
-	if uid := res.Status.PodUID; uid != string(pod.UID) {
-		if uid != "" && b.podExists(ctx, uid) {
-			return Address{}, fmt.Errorf("reservation %s is still held by pod %s, which is going away", name, res.Status.PodName)
-		}
+// fromReservation claims the reservation authorize found to be the pod's,
+// and returns its address.
+func (b *Binder) fromReservation(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation) (Address, error) {
+	if res.Status.PodUID != string(pod.UID) {
+		// authorize saw that no live pod holds it.
 		base := res.DeepCopy()
 		res.Status.PodUID, res.Status.PodName, res.Status.Phase = string(pod.UID), pod.Name, v1alpha1.ReservationClaimed
 		if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-			return Address{}, fmt.Errorf("claiming reservation %s: %w", name, err)
+			return Address{}, fmt.Errorf("claiming reservation %s: %w", res.Name, err)
 		}
 	}
 	a, ok := b.inv.get(res.Spec.AllocationID)
@@ -155,7 +208,7 @@ func (b *Binder) fromReservation(ctx context.Context, pod *corev1.Pod, name stri
 	if ownedElsewhere(a.Tags, b.Cluster) {
 		return Address{}, fmt.Errorf("address %s is tagged for cluster %q; remove it from the pool: %w", a.PublicIP, a.Tags[api.TagCluster], errTerminal)
 	}
-	if a.AssociationID != "" && !a.On(Target{ENI: a.ENI, PrivateIP: pod.Status.PodIP}) && !b.ownsAssociation(ctx, pod, a) {
+	if a.AssociationID != "" && !a.On(Target{ENI: a.ENI, PrivateIP: pod.Status.PodIP}) && !ourAssociation(a, res, b.Cluster) {
 		// Checked before the address is tagged as ours: once tagged, the
 		// sweep would count the association as a stale one of its own.
 		return Address{}, fmt.Errorf("reserved address %s is associated with %s %s outside kube-eip; it is not taken: %w", a.PublicIP, a.ENI, a.PrivateIP, errTerminal)
@@ -177,12 +230,12 @@ func (b *Binder) fromReservation(ctx context.Context, pod *corev1.Pod, name stri
 	return a, nil
 }
 
-// associate puts addr on target. An address allocated for this pod may be
-// moved off a stale association; a reserved pool address associated by
-// someone else is never taken.
-func (b *Binder) associate(ctx context.Context, pod *corev1.Pod, addr Address, target Target) (Address, error) {
+// associate puts addr on target. Only an association kube-eip made may be
+// moved off first (ourAssociation); one made by someone else is never
+// taken.
+func (b *Binder) associate(ctx context.Context, addr Address, res *v1alpha1.EIPReservation, target Target) (Address, error) {
 	if addr.AssociationID != "" {
-		if !b.ownsAssociation(ctx, pod, addr) {
+		if !ourAssociation(addr, res, b.Cluster) {
 			return addr, fmt.Errorf("address %s is associated with %s %s outside kube-eip; it is not taken: %w", addr.PublicIP, addr.ENI, addr.PrivateIP, errTerminal)
 		}
 		if err := b.disassociate(ctx, addr); err != nil {
@@ -210,24 +263,6 @@ func (b *Binder) associate(ctx context.Context, pod *corev1.Pod, addr Address, t
 		a.AssociationID, a.ENI, a.PrivateIP = addr.AssociationID, addr.ENI, addr.PrivateIP
 	})
 	return addr, nil
-}
-
-// ownsAssociation tells whether an association of the pod's address was
-// made by kube-eip: addresses it allocated are only ever associated by it,
-// and a reserved address's association is ours when a managed pod
-// recorded it.
-func (b *Binder) ownsAssociation(ctx context.Context, pod *corev1.Pod, addr Address) bool {
-	if addr.Tags[api.TagClaim] != "" && addr.Tags[api.TagCluster] == b.Cluster {
-		return true
-	}
-	if addr.AssociationID == pod.Annotations[api.AnnotationAssociationID] {
-		return true
-	}
-	var pods corev1.PodList
-	if err := b.Client.List(ctx, &pods, client.MatchingFields{indexAssociation: addr.AssociationID}); err != nil {
-		return false
-	}
-	return len(pods.Items) > 0
 }
 
 func (b *Binder) disassociate(ctx context.Context, addr Address) error {
@@ -284,13 +319,4 @@ func ec2Tags(m map[string]string) []types.Tag {
 
 func isTargetGone(err error) bool {
 	return cloud.IsNotFound(err) || cloud.Code(err) == "InvalidParameterValue"
-}
-
-// podExists tells whether a pod with this UID is still in the cache.
-func (b *Binder) podExists(ctx context.Context, uid string) bool {
-	var pods corev1.PodList
-	if err := b.Client.List(ctx, &pods, client.MatchingFields{indexUID: uid}); err != nil {
-		return true // unsure: wait
-	}
-	return len(pods.Items) > 0
 }

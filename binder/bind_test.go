@@ -381,17 +381,17 @@ func TestBindNeverTakesAPoolAddressAssociatedElsewhere(t *testing.T) {
 	wantEvent(t, e.events(), "Warning "+api.EventBindFailed)
 }
 
-// An error retrying cannot fix (a pod without claim, an address that is
-// gone) is returned as a reconcile.TerminalError, so the workqueue does not
-// retry it forever.
+// An error retrying cannot fix (a reserved address that is gone) is
+// returned as a reconcile.TerminalError, so the workqueue does not retry it
+// forever.
 func TestUnfixableBindErrorsAreTerminal(t *testing.T) {
-	e := newEnv(t, managedPod("web-0", "10.0.1.11", func(p *corev1.Pod) {
-		delete(p.Annotations, api.AnnotationClaim)
-	}))
+	pod := poolPod("pay-0", "10.0.1.11", "partners", "eipalloc-0000000000000dead", api.ModePool)
+	e := newEnv(t, eipPool("partners", payments, v1alpha1.ReleasePolicyRetain), pod,
+		reservationFor(pod, "partners", "eipalloc-0000000000000dead", "3.0.0.9", v1alpha1.ReservationModePool))
 	e.start()
-	_, err := e.reconcile("web-0")
-	if err == nil || !strings.Contains(err.Error(), "claim") {
-		t.Fatalf("Reconcile error = %v, want one about the missing claim", err)
+	_, err := e.reconcile("pay-0")
+	if err == nil || !strings.Contains(err.Error(), "no longer exists in EC2") {
+		t.Fatalf("Reconcile error = %v, want one about the address that is gone", err)
 	}
 	if !errors.Is(err, reconcile.TerminalError(nil)) {
 		t.Errorf("Reconcile error %v is not a reconcile.TerminalError", err)

@@ -56,6 +56,7 @@ type Binder struct {
 	mu      sync.Mutex
 	orphans map[string]time.Time // allocation id → first seen unowned
 	seen    map[string]time.Time // pod UID → first seen with an IP
+	nsLocks map[string]*sync.Mutex
 }
 
 // New returns a Binder.
@@ -74,6 +75,7 @@ func New(cfg Config) *Binder {
 	b.sweepNow = make(chan struct{}, 1)
 	b.orphans = map[string]time.Time{}
 	b.seen = map[string]time.Time{}
+	b.nsLocks = map[string]*sync.Mutex{}
 	return b
 }
 

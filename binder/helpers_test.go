@@ -89,16 +89,16 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	}
 	e.eni = e.ec2.AddInterface(instanceA, ips, nil)
 	objs = append(objs, node(nodeName, providerA))
+	if !slices.ContainsFunc(objs, func(o client.Object) bool { _, ok := o.(*corev1.Namespace); return ok && o.GetName() == namespace }) {
+		objs = append(objs, servedNamespace(namespace))
+	}
 	// The same indexes as the manager's cache (run.go addIndexes).
 	e.client = ctrlfake.NewClientBuilder().
 		WithScheme(testScheme(t)).
 		WithObjects(objs...).
 		WithStatusSubresource(&corev1.Pod{}, &v1alpha1.EIPPool{}, &v1alpha1.EIPReservation{}).
-		WithIndex(&corev1.Pod{}, indexAssociation, func(o client.Object) []string {
-			if a := o.GetAnnotations()[api.AnnotationAssociationID]; a != "" {
-				return []string{a}
-			}
-			return nil
+		WithIndex(&v1alpha1.EIPReservation{}, indexPodNamespace, func(o client.Object) []string {
+			return []string{o.(*v1alpha1.EIPReservation).Spec.PodNamespace}
 		}).
 		WithIndex(&corev1.Pod{}, indexUID, func(o client.Object) []string {
 			return []string{string(o.GetUID())}
@@ -371,6 +371,11 @@ func (e *env) requeued() []string {
 	}
 }
 
+// servedNamespace is a namespace that opted in to kube-eip.
+func servedNamespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{api.LabelInjection: api.InjectionEnabled}}}
+}
+
 func node(name, providerID string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{ProviderID: providerID}}
 }
@@ -408,9 +413,9 @@ func onNode(name string) func(*corev1.Pod) {
 
 // poolPod is a pod the webhook admitted in mode pool (or sticky) with a
 // reservation of allocID.
-func poolPod(name, ip, pool, allocID string, mode api.Mode) *corev1.Pod {
-	return managedPod(name, ip, withAnnotations(
-		api.AnnotationMode, string(mode), api.AnnotationPool, pool, api.AnnotationReservation, allocID))
+func poolPod(name, ip, pool, allocID string, mode api.Mode, opts ...func(*corev1.Pod)) *corev1.Pod {
+	return managedPod(name, ip, append([]func(*corev1.Pod){withAnnotations(
+		api.AnnotationMode, string(mode), api.AnnotationPool, pool, api.AnnotationReservation, allocID)}, opts...)...)
 }
 
 func eipPool(name string, selector map[string]string, policy v1alpha1.ReleasePolicy) *v1alpha1.EIPPool {

@@ -28,6 +28,10 @@ var (
 		Help:    "Duration of the periodic reconciliation of EC2 against the cluster.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 	})
+	refusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "refusals_total",
+		Help: "Looks at managed pods that were not authorized for what they ask (an EIPRefused event each); nothing was done for them.",
+	})
 	inventorySize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "kube_eip", Subsystem: "binder", Name: "addresses",
 		Help: "Addresses the binder tracks, by state (associated, idle).",
@@ -35,5 +39,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, inventorySize)
+	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, refusals, inventorySize)
 }

@@ -19,8 +19,9 @@ import (
 )
 
 // Reconcile implements reconcile.Reconciler for managed pods: fetch, clean
-// up if the pod is going, make sure of the finalizer, bind once the pod
-// has a node and an IP, and write the pod only if something changed.
+// up if the pod is going, authorize, make sure of the finalizer, bind once
+// the pod has a node and an IP, and write the pod only if something
+// changed.
 func (b *Binder) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	if err := b.waitReady(ctx); err != nil {
 		return reconcile.Result{}, err
@@ -41,6 +42,12 @@ func (b *Binder) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		// A finished pod (a Job's) keeps no address, though it may stay.
 		return reconcile.Result{}, b.finalize(ctx, pod)
 	}
+	g, err := b.authorize(ctx, pod)
+	if r := (*refusal)(nil); errors.As(err, &r) {
+		return b.refused(pod, r), nil
+	} else if err != nil {
+		return reconcile.Result{}, err
+	}
 	if !slices.Contains(pod.Finalizers, api.FinalizerRelease) {
 		// Admitted before the webhook set the finalizer: add it before
 		// anything is allocated.
@@ -53,7 +60,20 @@ func (b *Binder) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	if pod.Spec.NodeName == "" || pod.Status.PodIP == "" {
 		return reconcile.Result{}, nil // the IP's arrival triggers us again
 	}
-	return b.bind(ctx, pod)
+	return b.bind(ctx, pod, g)
+}
+
+// refused tells the pod's user why it gets no address. A pod bound before
+// its namespace or pool stopped admitting it keeps its address until it
+// goes: nothing is taken from it, and nothing new is done for it.
+func (b *Binder) refused(pod *corev1.Pod, r *refusal) reconcile.Result {
+	refusals.Inc()
+	msg := r.msg
+	if ip := pod.Labels[api.LabelPublicIP]; ip != "" && eipReady(pod) {
+		msg += fmt.Sprintf("; the pod keeps %s until it goes, and nothing new is bound for it", ip)
+	}
+	b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventRefused, "Authorize", "%s", msg)
+	return reconcile.Result{RequeueAfter: r.retry}
 }
 
 // terminalIf stops the retries of an error that retrying cannot fix: the
@@ -67,23 +87,22 @@ func terminalIf(err error) error {
 }
 
 // markReservationBound records on a pool or sticky pod's reservation that
-// its address is now associated.
-func (b *Binder) markReservationBound(ctx context.Context, pod *corev1.Pod) error {
-	name := pod.Annotations[api.AnnotationReservation]
-	if name == "" {
+// its address is now associated, and which association is kube-eip's.
+func (b *Binder) markReservationBound(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation, addr Address) error {
+	if res == nil {
 		return nil
 	}
-	res := &v1alpha1.EIPReservation{}
-	if err := b.Client.Get(ctx, client.ObjectKey{Name: name}, res); err != nil {
+	if err := b.Client.Get(ctx, client.ObjectKeyFromObject(res), res); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if res.Status.Phase == v1alpha1.ReservationBound || res.Status.PodUID != string(pod.UID) {
+	if res.Status.PodUID != string(pod.UID) ||
+		res.Status.Phase == v1alpha1.ReservationBound && res.Status.AssociationID == addr.AssociationID {
 		return nil
 	}
 	base := res.DeepCopy()
-	res.Status.Phase = v1alpha1.ReservationBound
+	res.Status.Phase, res.Status.AssociationID = v1alpha1.ReservationBound, addr.AssociationID
 	if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("marking reservation %s bound: %w", name, client.IgnoreNotFound(err))
+		return fmt.Errorf("marking reservation %s bound: %w", res.Name, client.IgnoreNotFound(err))
 	}
 	return nil
 }
@@ -92,8 +111,9 @@ func terminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
 
-// bind associates the pod's address with its target and marks the pod.
-func (b *Binder) bind(ctx context.Context, pod *corev1.Pod) (reconcile.Result, error) {
+// bind associates the address of a pod authorize granted with its target
+// and marks the pod.
+func (b *Binder) bind(ctx context.Context, pod *corev1.Pod, g grant) (reconcile.Result, error) {
 	first := b.firstSeen(pod)
 	node := &corev1.Node{}
 	if err := b.Client.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, node); err != nil {
@@ -106,14 +126,16 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod) (reconcile.Result, e
 	} else if err != nil {
 		return reconcile.Result{}, err
 	}
-	addr, err := b.obtain(ctx, pod)
-	if err != nil {
+	addr, err := b.obtain(ctx, pod, g)
+	if r := (*refusal)(nil); errors.As(err, &r) {
+		return b.refused(pod, r), nil
+	} else if err != nil {
 		b.warn(pod, "Obtain", err)
 		return reconcile.Result{}, terminalIf(err)
 	}
 	associated := false
 	if !addr.On(target) {
-		if addr, err = b.associate(ctx, pod, addr, target); err != nil {
+		if addr, err = b.associate(ctx, addr, g.res, target); err != nil {
 			if isTargetGone(err) {
 				b.enis.forget(node)
 			}
@@ -126,7 +148,7 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod) (reconcile.Result, e
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := b.markReservationBound(ctx, pod); err != nil {
+	if err := b.markReservationBound(ctx, pod, g.res, addr); err != nil {
 		return reconcile.Result{}, err
 	}
 	if changed {

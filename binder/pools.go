@@ -28,12 +28,12 @@ const statusRefresh = 5 * time.Minute
 // webhook reserves from it) and grows the pool if it is configured to.
 // addrs is the inventory as the sweep left it; syncPool reports whether it
 // allocated, which makes addrs stale.
-func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, addrs []Address, reserved map[string]*v1alpha1.EIPReservation, ix podIndex) (bool, error) {
-	st := poolStatus(pool, addrs, b.Cluster, reserved, ix)
+func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, addrs []Address, reserved map[string]*v1alpha1.EIPReservation) (bool, error) {
+	st := poolStatus(pool, addrs, b.Cluster, reserved)
 	grown, growErr := b.grow(ctx, pool, st)
 	if grown > 0 {
 		// The webhook reserves from the status: show the new ones now.
-		st = poolStatus(pool, b.inv.all(), b.Cluster, reserved, ix)
+		st = poolStatus(pool, b.inv.all(), b.Cluster, reserved)
 	}
 	now := metav1.NewTime(b.Now())
 	old := pool.Status
@@ -65,8 +65,9 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, addrs []A
 
 // poolStatus counts a pool's addresses: reserved ones are held by a
 // reservation, bound ones are also associated, and an address associated
-// by someone other than kube-eip is not free.
-func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserved map[string]*v1alpha1.EIPReservation, ix podIndex) v1alpha1.EIPPoolStatus {
+// without a reservation (by someone other than kube-eip, or for a pod that
+// did not draw it from this pool) is not free.
+func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserved map[string]*v1alpha1.EIPReservation) v1alpha1.EIPPoolStatus {
 	var st v1alpha1.EIPPoolStatus
 	slices.SortFunc(addrs, func(x, y Address) int { return strings.Compare(x.PublicIP, y.PublicIP) })
 	elsewhere := int32(0)
@@ -83,7 +84,7 @@ func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserve
 			if a.AssociationID != "" {
 				st.Bound++
 			}
-		case a.AssociationID != "" && ix.byAssoc[a.AssociationID] == nil:
+		case a.AssociationID != "":
 			pa.AssociatedElsewhere = true
 			elsewhere++
 		case pool.Spec.StickyTag != "":

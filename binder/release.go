@@ -17,43 +17,24 @@ import (
 // release takes the pod's address off it first (the CNI will hand the IP
 // to another pod, and the address must not follow), then disposes of it by
 // mode: auto addresses go back to AWS, pool addresses to their pool, sticky
-// ones stay for the next pod of the same name.
+// ones stay for the next pod of the same name. Only what the pod provably
+// holds (holds) is touched.
 func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
-	resName := pod.Annotations[api.AnnotationReservation]
-	claim := pod.Annotations[api.AnnotationClaim]
-	allocID := pod.Annotations[api.AnnotationAllocationID]
-	if allocID == "" {
-		allocID = resName // a reservation is named after its address
+	res, err := b.heldReservation(ctx, pod)
+	if err != nil {
+		return err
 	}
-
 	var addr Address
 	var found bool
-	var err error
-	switch {
-	case allocID != "":
-		if addr, found = b.inv.get(allocID); !found {
-			var addrs []Address
-			if addrs, err = b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{allocID}}); err != nil {
-				return fmt.Errorf("reading address %s: %w", allocID, err)
-			}
-			addr, found = firstOf(addrs)
-		}
-	case claim != "":
-		// Allocated, perhaps, but never recorded on the pod.
-		addr, found = b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim})
-		if !found {
-			if addr, found, err = b.findUncertain(ctx, claim); err != nil {
-				return err
-			}
-		}
+	if res != nil {
+		addr, found, err = b.lookup(ctx, res.Spec.AllocationID)
+	} else {
+		addr, found, err = b.allocatedFor(ctx, pod)
 	}
-
-	if found && !b.heldBy(pod, addr, resName) {
-		// An annotation naming someone else's address (a manifest copied
-		// from a live pod, admitted before kube-eip stripped it).
-		found = false
+	if err != nil {
+		return err
 	}
-	if found && addr.AssociationID != "" && b.ownsAssociationOf(pod, addr) {
+	if found && (ourAssociation(addr, res, b.Cluster) || addr.AssociationID != "" && pod.Status.PodIP != "" && addr.PrivateIP == pod.Status.PodIP) {
 		if err := b.disassociate(ctx, addr); err != nil {
 			return err
 		}
@@ -62,14 +43,14 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 
 	outcome := ""
 	switch {
-	case resName != "":
-		if outcome, err = b.returnReservation(ctx, pod, resName, addr, found); err != nil {
+	case res != nil:
+		if outcome, err = b.returnReservation(ctx, pod, res, addr, found); err != nil {
 			return err
 		}
 	case !found:
 	case addr.Tags[api.TagMode] == string(api.ModeSticky):
 		outcome = "kept"
-	case addr.Tags[api.TagCluster] == b.Cluster && addr.Tags[api.TagClaim] == claim:
+	default:
 		if err := b.releaseOwn(ctx, addr); err != nil {
 			return err
 		}
@@ -83,19 +64,57 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// heldBy tells whether addr is the pod's: allocated for its claim, kept
-// for its name, or its reservation's.
-func (b *Binder) heldBy(pod *corev1.Pod, addr Address, resName string) bool {
-	switch {
-	case resName != "":
-		return addr.AllocationID == resName
-	case addr.Tags[api.TagCluster] != b.Cluster:
-		return false
-	case addr.Tags[api.TagClaim] == pod.Annotations[api.AnnotationClaim]:
-		return true
-	default:
-		return addr.Tags[api.TagMode] == string(api.ModeSticky) && addr.Tags[api.TagOwner] == owner(pod)
+// heldReservation returns the reservation the pod holds: the one its
+// annotation names, if it was made for the pod and no other pod claimed it
+// since.
+func (b *Binder) heldReservation(ctx context.Context, pod *corev1.Pod) (*v1alpha1.EIPReservation, error) {
+	name := pod.Annotations[api.AnnotationReservation]
+	if name == "" {
+		return nil, nil
 	}
+	res := &v1alpha1.EIPReservation{}
+	if err := b.Client.Get(ctx, client.ObjectKey{Name: name}, res); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if len(madeFor(res, pod)) > 0 || res.Status.PodUID != "" && res.Status.PodUID != string(pod.UID) {
+		return nil, nil
+	}
+	return res, nil
+}
+
+// allocatedFor finds the address kube-eip allocated for the pod, or kept
+// for its name.
+func (b *Binder) allocatedFor(ctx context.Context, pod *corev1.Pod) (Address, bool, error) {
+	if id := pod.Annotations[api.AnnotationAllocationID]; id != "" {
+		a, found, err := b.lookup(ctx, id)
+		if err != nil || found && holds(a, pod, nil, b.Cluster) {
+			return a, found, err
+		}
+	}
+	// Allocated, perhaps, but never recorded on the pod.
+	claim := pod.Annotations[api.AnnotationClaim]
+	if claim == "" {
+		return Address{}, false, nil
+	}
+	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim, api.TagOwner: owner(pod)}); ok && holds(a, pod, nil, b.Cluster) {
+		return a, true, nil
+	}
+	a, found, err := b.findUncertain(ctx, pod)
+	return a, found && holds(a, pod, nil, b.Cluster), err
+}
+
+// lookup returns an address from the inventory, or from EC2 if the
+// inventory has not seen it.
+func (b *Binder) lookup(ctx context.Context, allocID string) (Address, bool, error) {
+	if a, ok := b.inv.get(allocID); ok {
+		return a, true, nil
+	}
+	addrs, err := b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{allocID}})
+	if err != nil {
+		return Address{}, false, fmt.Errorf("reading address %s: %w", allocID, err)
+	}
+	a, ok := firstOf(addrs)
+	return a, ok, nil
 }
 
 // releaseOwn releases an address kube-eip allocated for a pod. If EC2 says
@@ -129,28 +148,11 @@ func releaseVerb(outcome string) string {
 	}
 }
 
-// ownsAssociationOf tells whether the address's association belongs to
-// this pod: recorded on it, made for its claim, or on its IP.
-func (b *Binder) ownsAssociationOf(pod *corev1.Pod, addr Address) bool {
-	switch {
-	case addr.AssociationID == pod.Annotations[api.AnnotationAssociationID]:
-		return true
-	case addr.Tags[api.TagCluster] == b.Cluster && addr.Tags[api.TagClaim] != "" && addr.Tags[api.TagClaim] == pod.Annotations[api.AnnotationClaim]:
-		return true
-	case pod.Status.PodIP != "" && addr.PrivateIP == pod.Status.PodIP:
-		return true
-	}
-	return false
-}
-
 // returnReservation ends a pod's hold on its reservation: a pool address
 // becomes free again (or goes back to AWS under releasePolicy Release), a
 // sticky one waits for the next pod of the same name.
-func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, name string, addr Address, found bool) (string, error) {
-	res := &v1alpha1.EIPReservation{}
-	if err := b.Client.Get(ctx, client.ObjectKey{Name: name}, res); err != nil {
-		return "", client.IgnoreNotFound(err)
-	}
+func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation, addr Address, found bool) (string, error) {
+	name := res.Name
 	if uid := res.Status.PodUID; uid != "" && uid != string(pod.UID) {
 		return "", nil // a newer pod holds it now
 	}

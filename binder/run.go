@@ -66,8 +66,8 @@ const DefaultWorkers = 64
 
 // Index names on the manager's cache.
 const (
-	indexAssociation = "metadata.annotations.association-id"
-	indexUID         = "metadata.uid"
+	indexUID          = "metadata.uid"
+	indexPodNamespace = "spec.podNamespace"
 )
 
 // Run binds until ctx ends.
@@ -147,13 +147,21 @@ func Run(ctx context.Context, opts Options) error {
 	return mgr.Start(ctx)
 }
 
-// SetupWithManager registers the pod controller: managed pods, and pods the
-// sweep found drifted.
+// SetupWithManager registers the pod controller: managed pods, pods the
+// sweep found drifted, and the pods of a namespace whose labels or
+// annotations changed, or of any pool that changed, since authorization
+// reads them.
 func (b *Binder) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("pod-binder").
 		For(&corev1.Pod{}).
 		WatchesRawSource(source.Channel(b.requeue, &handler.EnqueueRequestForObject{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, ns client.Object) []reconcile.Request {
+			return b.podRequests(ctx, client.InNamespace(ns.GetName()))
+		}), builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&v1alpha1.EIPPool{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+			return b.podRequests(ctx)
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: workers,
 			// Failed binds come back with backoff, from 50 ms to 2 min;
@@ -163,15 +171,25 @@ func (b *Binder) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Complete(b)
 }
 
+// podRequests lists the managed pods that opts select, as requests.
+func (b *Binder) podRequests(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var list corev1.PodList
+	if err := b.Client.List(ctx, &list, opts...); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+	}
+	return reqs
+}
+
 func addIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &corev1.Pod{}, indexAssociation, func(o client.Object) []string {
-		if a := o.GetAnnotations()[api.AnnotationAssociationID]; a != "" {
-			return []string{a}
-		}
-		return nil
+	if err := idx.IndexField(ctx, &v1alpha1.EIPReservation{}, indexPodNamespace, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.EIPReservation).Spec.PodNamespace}
 	}); err != nil {
-		return fmt.Errorf("indexing pods by association: %w", err)
+		return fmt.Errorf("indexing reservations by namespace: %w", err)
 	}
 	if err := idx.IndexField(ctx, &corev1.Pod{}, indexUID, func(o client.Object) []string {
 		return []string{string(o.GetUID())}

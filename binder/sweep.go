@@ -61,37 +61,23 @@ func (b *Binder) requestSweep() {
 	}
 }
 
-// podIndex is the managed pods, by what addresses refer to them with.
+// podIndex is the managed pods, by what kube-eip's records name them
+// with: a reservation's pod UID or claim, an address's owner tag.
 type podIndex struct {
-	byAlloc map[string]*corev1.Pod // allocation-id or reservation annotation
-	byClaim map[string]*corev1.Pod
 	byName  map[string]*corev1.Pod // namespace/name
 	byUID   map[string]*corev1.Pod
-	byAssoc map[string]*corev1.Pod
+	byClaim map[string][]*corev1.Pod // namespace/claim
 }
 
 func indexPods(pods []corev1.Pod) podIndex {
-	ix := podIndex{byAlloc: map[string]*corev1.Pod{}, byClaim: map[string]*corev1.Pod{}, byName: map[string]*corev1.Pod{}, byUID: map[string]*corev1.Pod{}, byAssoc: map[string]*corev1.Pod{}}
+	ix := podIndex{byName: map[string]*corev1.Pod{}, byUID: map[string]*corev1.Pod{}, byClaim: map[string][]*corev1.Pod{}}
 	for i := range pods {
 		p := &pods[i]
 		ix.byName[owner(p)] = p
 		ix.byUID[string(p.UID)] = p
-		if terminal(p) {
-			// A finished pod gave its address back; it may stay for long,
-			// still naming its reservation, whose address another pod may
-			// hold by now.
-			continue
-		}
-		if id := p.Annotations[api.AnnotationAllocationID]; id != "" {
-			ix.byAlloc[id] = p
-		} else if id := p.Annotations[api.AnnotationReservation]; id != "" {
-			ix.byAlloc[id] = p
-		}
 		if c := p.Annotations[api.AnnotationClaim]; c != "" {
-			ix.byClaim[c] = p
-		}
-		if a := p.Annotations[api.AnnotationAssociationID]; a != "" {
-			ix.byAssoc[a] = p
+			key := p.Namespace + "/" + c
+			ix.byClaim[key] = append(ix.byClaim[key], p)
 		}
 	}
 	return ix
@@ -164,7 +150,7 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	// One copy of the inventory serves every pool, unless one grew.
 	addrs := b.inv.all()
 	for i := range pools.Items {
-		grown, err := b.syncPool(ctx, &pools.Items[i], addrs, reserved, ix)
+		grown, err := b.syncPool(ctx, &pools.Items[i], addrs, reserved)
 		keep(err)
 		if grown {
 			addrs = b.inv.all()
@@ -174,15 +160,15 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	return true, firstErr
 }
 
-// sweepAddress decides about one address of this cluster.
+// sweepAddress decides about one address of this cluster. Who holds it is
+// read from kube-eip's own records (holderOf), never from what a pod says
+// of itself.
 func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *v1alpha1.EIPReservation) error {
-	holder := ix.byAlloc[a.AllocationID]
-	claimant := ix.byClaim[a.Tags[api.TagClaim]]
+	holder := holderOf(a, res, ix, b.Cluster)
 	switch {
 	case holder != nil && holder.DeletionTimestamp == nil:
 		b.clearOrphan(a.AllocationID)
-		ours := a.Tags[api.TagClaim] != "" || ix.byAssoc[a.AssociationID] != nil || holder.Annotations[api.AnnotationAllocationID] == a.AllocationID
-		if ours && a.AssociationID != "" && holder.Status.PodIP != "" && a.PrivateIP != holder.Status.PodIP {
+		if ourAssociation(a, res, b.Cluster) && holder.Status.PodIP != "" && a.PrivateIP != holder.Status.PodIP {
 			// Not on its pod's IP: never leave an address where another pod
 			// may now be.
 			sweepOrphans.WithLabelValues("stale_disassociated").Inc()
@@ -192,23 +178,21 @@ func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *
 			b.enqueue(holder)
 		}
 		return nil
-	case holder == nil && claimant != nil && a.Tags[api.TagMode] != string(api.ModeSticky) &&
-		claimant.Annotations[api.AnnotationAllocationID] != "" && claimant.Annotations[api.AnnotationAllocationID] != a.AllocationID:
-		// A second address allocated for one pod, which holds another.
-		return b.afterGrace(ctx, a, true)
-	case holder != nil || claimant != nil:
-		// Being bound or released right now.
+	case holder != nil:
+		// Being released right now.
 		b.clearOrphan(a.AllocationID)
 		return nil
 	case res != nil:
-		// A pool's address, reserved: the reservation decides.
+		// A pool's address, reserved for a pod that is not here (yet, or
+		// any more for a sticky one): the reservation decides, and no
+		// association may stay.
 		b.clearOrphan(a.AllocationID)
-		if a.AssociationID != "" && ix.byAssoc[a.AssociationID] == nil && (res.Status.PodUID == "" || ix.byUID[res.Status.PodUID] == nil) {
+		if a.AssociationID != "" && (res.Status.PodUID == "" || ix.byUID[res.Status.PodUID] == nil) {
 			return b.afterGrace(ctx, a, false)
 		}
 		return nil
 	case a.Tags[api.TagMode] == string(api.ModeSticky) && a.Tags[api.TagClaim] != "":
-		if ix.byName[a.Tags[api.TagOwner]] != nil {
+		if p := ix.byName[a.Tags[api.TagOwner]]; p != nil && !terminal(p) {
 			b.clearOrphan(a.AllocationID)
 			return nil
 		}
@@ -225,12 +209,13 @@ func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *
 		}
 		return b.afterGrace(ctx, a, true)
 	case a.Tags[api.TagClaim] != "":
-		// Allocated for a pod that is gone: an orphan.
+		// Allocated for a pod that is gone, or a second address for one
+		// pod, which holds another: an orphan.
 		return b.afterGrace(ctx, a, true)
 	default:
 		// A pool address kube-eip used, free now: it must not stay on an IP
 		// no managed pod holds.
-		if a.AssociationID != "" && ix.byAssoc[a.AssociationID] == nil {
+		if a.AssociationID != "" {
 			return b.afterGrace(ctx, a, false)
 		}
 		b.clearOrphan(a.AllocationID)
@@ -290,14 +275,15 @@ func (b *Binder) sweepReservation(ctx context.Context, res *v1alpha1.EIPReservat
 	// Act as the vanished pod's release would have.
 	pod := &corev1.Pod{}
 	pod.Namespace, pod.Name, pod.UID = res.Spec.PodNamespace, res.Status.PodName, types.UID(res.Status.PodUID)
-	pod.Annotations = map[string]string{api.AnnotationReservation: res.Name, api.AnnotationAllocationID: res.Spec.AllocationID}
+	pod.Annotations = map[string]string{api.AnnotationReservation: res.Name, api.AnnotationClaim: res.Spec.Claim}
 	addr, found := b.inv.get(res.Spec.AllocationID)
-	if found && addr.AssociationID != "" && ix.byAssoc[addr.AssociationID] == nil && addr.Tags[api.TagCluster] == b.Cluster {
+	if found && ourAssociation(addr, res, b.Cluster) {
 		if err := b.disassociate(ctx, addr); err != nil {
 			return err
 		}
+		addr.AssociationID, addr.ENI, addr.PrivateIP = "", "", ""
 	}
-	if _, err := b.returnReservation(ctx, pod, res.Name, addr, found); err != nil {
+	if _, err := b.returnReservation(ctx, pod, res, addr, found); err != nil {
 		return err
 	}
 	sweepOrphans.WithLabelValues("reservation_freed").Inc()

@@ -73,7 +73,9 @@ func TestSweepReleasesOrphansAfterTheGrace(t *testing.T) {
 // An orphan candidate that finds an owner again starts its grace anew.
 func TestSweepForgetsAnOrphanThatFoundItsPod(t *testing.T) {
 	e := newEnv(t)
-	allocID, _ := e.ec2.AddAddress(orphanTags("claim-web-0"))
+	tags := orphanTags("claim-web-0")
+	tags[api.TagOwner] = "default/web-0"
+	allocID, _ := e.ec2.AddAddress(tags)
 	e.start()
 
 	// The pod carrying the claim shows up (the cache was late).

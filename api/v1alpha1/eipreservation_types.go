@@ -69,6 +69,11 @@ type EIPReservationStatus struct {
 	// PodName is the claiming pod's name (set for pods from generateName).
 	// +optional
 	PodName string `json:"podName,omitempty"`
+	// AssociationID is the EC2 association the binder made of the address
+	// with the claiming pod: the one association of it that is kube-eip's
+	// to undo or move.
+	// +optional
+	AssociationID string `json:"associationID,omitempty"`
 	// Conditions of the reservation.
 	// +listType=map
 	// +listMapKey=type
@@ -93,6 +98,9 @@ type EIPReservation struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// Spec is written once, at admission: which pod the address is for is
+	// never rewritten, by anyone.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="an EIPReservation's spec is written once, at admission, and cannot change"
 	Spec   EIPReservationSpec   `json:"spec"`
 	Status EIPReservationStatus `json:"status,omitempty"`
 }
