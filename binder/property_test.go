@@ -464,5 +464,3 @@ func (w *world) poolNamed(name string) *v1alpha1.EIPPool {
 	w.t.Fatalf("no pool %s", name)
 	return nil
 }
-
-
