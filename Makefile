@@ -28,12 +28,15 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 CRD_DIR := deploy/crds
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## regenerate deep-copy code and CRD manifests from api/
+generate: $(CONTROLLER_GEN) ## regenerate deep-copy code, CRDs, roles and admission policies (deploy/) from the code
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
+	$(CONTROLLER_GEN) rbac:roleName=kube-eip-binder paths=./binder/... output:rbac:artifacts:config=deploy/rbac/binder
+	$(CONTROLLER_GEN) rbac:roleName=kube-eip-webhook paths=./webhook/... output:rbac:artifacts:config=deploy/rbac/webhook
+	go run ./hack/manifests
 
 .PHONY: verify-generate
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR) deploy/rbac deploy/admission-policies.yaml
 
 verify-generate: generate ## fail if generated files are not checked in as generated
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \

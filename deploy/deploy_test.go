@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -55,5 +56,34 @@ func TestIAMPolicyCoversTheBinder(t *testing.T) {
 	}
 	if !maps.Equal(granted, want) {
 		t.Errorf("policy grants %v, the binder calls %v", slices.Sorted(maps.Keys(granted)), slices.Sorted(maps.Keys(want)))
+	}
+}
+
+func TestRolesParse(t *testing.T) {
+	for _, c := range []string{"binder", "webhook"} {
+		roles, err := RBAC(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if roles.ClusterRole.Name != "kube-eip-"+c || roles.Role.Namespace != Namespace || len(roles.ClusterRole.Rules) == 0 {
+			t.Errorf("%s: cluster role %q with %d rules, role in %q", c, roles.ClusterRole.Name, len(roles.ClusterRole.Rules), roles.Role.Namespace)
+		}
+	}
+}
+
+// The checked-in admission policies are what the code renders: make
+// generate writes them, and a stale file would install other rules than
+// the tests exercised.
+func TestAdmissionPolicyManifestIsCurrent(t *testing.T) {
+	want, err := AdmissionPolicyManifest(Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("admission-policies.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Error("deploy/admission-policies.yaml is stale; run make generate")
 	}
 }

@@ -29,6 +29,12 @@ var (
 	ec2api   *ec2.Client
 )
 
+// The account's BYOIP pool: a company's own range.
+const (
+	byoipPool = "ipv4pool-ec2-0123456789abcdef0"
+	byoipCIDR = "198.51.100.0/24"
+)
+
 // claimTTL is short so that the suite sees orphaned reservations reclaimed.
 const claimTTL = 3 * time.Second
 
@@ -47,7 +53,8 @@ func TestMain(m *testing.M) {
 			ClaimTTL: claimTTL,
 			// Room for the suite's addresses; AWS's buckets, ten times
 			// faster, with the binder's client limited to match.
-			EC2:    ec2sim.Options{EIPQuota: 500, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale}},
+			EC2: ec2sim.Options{EIPQuota: 500, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale},
+				PublicIPv4Pools: ec2sim.PublicIPv4Pools{byoipPool: byoipCIDR}},
 			Binder: stack.BinderOptions{RateScale: throttleScale, SweepInterval: sweepInterval, OrphanGrace: orphanGrace},
 		})
 	}

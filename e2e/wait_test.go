@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
 // The injected init container holds a pod in Init until the binder labels
@@ -40,9 +41,15 @@ func TestInjectedWaitHoldsThePodUntilTheAddressIsAttached(t *testing.T) {
 		return initRunning(p, api.WaitContainerName) && p.Status.Phase == corev1.PodPending, fmt.Sprintf("%+v", p.Status.InitContainerStatuses), nil
 	})
 
+	// Playing the binder takes its identity: nobody else may write the
+	// label (TestTenantsCannotWriteKubeEIPsKeys).
+	binder, err := env.ImpersonatedClient(stack.Identities.Binder)
+	if err != nil {
+		t.Fatal(err)
+	}
 	labelPatch := fmt.Sprintf(`{"metadata":{"labels":{%q:"203.0.113.7"}}}`, api.LabelPublicIP)
-	if _, err := kube.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json", []byte(labelPatch), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("labelling the pod: %v", err)
+	if _, err := binder.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json", []byte(labelPatch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("labelling the pod as the binder: %v", err)
 	}
 	eventually(t, time.Minute, "pod running but not ready after the wait", func(ctx context.Context) (bool, string, error) {
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})

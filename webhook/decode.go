@@ -36,12 +36,16 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 	if s.Volumes != nil {
 		pod.Spec.Volumes = make([]corev1.Volume, len(s.Volumes))
 		for i, v := range s.Volumes {
-			if v.whole != nil {
-				pod.Spec.Volumes[i] = *v.whole
-			} else {
-				pod.Spec.Volumes[i].Name = v.Name
-			}
+			pod.Spec.Volumes[i].Name = v.Name
 		}
+	}
+	if in.bearsOurNames() {
+		// Rare: a reinvocation, a copied manifest, or an impostor.
+		var whole wholeSpec
+		if err := json.Unmarshal(raw, &whole); err != nil {
+			return nil, err
+		}
+		pod.Spec.InitContainers, pod.Spec.Containers, pod.Spec.Volumes = whole.Spec.InitContainers, whole.Spec.Containers, whole.Spec.Volumes
 	}
 	pod.Spec.ReadinessGates = s.ReadinessGates
 	return pod, nil
@@ -58,10 +62,12 @@ type admissionPod struct {
 		Finalizers   []string          `json:"finalizers"`
 	} `json:"metadata"`
 	Spec struct {
-		HostNetwork    bool                      `json:"hostNetwork"`
-		InitContainers []admissionContainer      `json:"initContainers"`
-		Containers     []admissionContainer      `json:"containers"`
-		Volumes        []admissionVolume         `json:"volumes"`
+		HostNetwork    bool                 `json:"hostNetwork"`
+		InitContainers []admissionContainer `json:"initContainers"`
+		Containers     []admissionContainer `json:"containers"`
+		Volumes        []struct {
+			Name string `json:"name"`
+		} `json:"volumes"`
 		ReadinessGates []corev1.PodReadinessGate `json:"readinessGates"`
 	} `json:"spec"`
 }
@@ -69,41 +75,34 @@ type admissionPod struct {
 type admissionContainer struct {
 	Name         string               `json:"name"`
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
-	// whole is the container decoded in full, when it bears kube-eip's name.
-	whole *corev1.Container
 }
 
-// UnmarshalJSON reads a container's name and mounts, and the whole of a
-// container named as kube-eip's own.
-func (c *admissionContainer) UnmarshalJSON(b []byte) error {
-	type cut admissionContainer // without this method
-	if err := json.Unmarshal(b, (*cut)(c)); err != nil {
-		return err
+// bearsOurNames reports whether a container or volume is named as one of
+// kube-eip's: injection checks those by content, so they are read whole.
+func (p *admissionPod) bearsOurNames() bool {
+	for _, list := range [][]admissionContainer{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range list {
+			if c.Name == api.WaitContainerName {
+				return true
+			}
+		}
 	}
-	if c.Name != api.WaitContainerName {
-		return nil
+	for _, v := range p.Spec.Volumes {
+		if v.Name == api.PodInfoVolumeName {
+			return true
+		}
 	}
-	c.whole = &corev1.Container{}
-	return json.Unmarshal(b, c.whole)
+	return false
 }
 
-type admissionVolume struct {
-	Name  string `json:"name"`
-	whole *corev1.Volume
-}
-
-// UnmarshalJSON reads a volume's name, and the whole of a volume named as
-// kube-eip's own.
-func (v *admissionVolume) UnmarshalJSON(b []byte) error {
-	type cut admissionVolume
-	if err := json.Unmarshal(b, (*cut)(v)); err != nil {
-		return err
-	}
-	if v.Name != api.PodInfoVolumeName {
-		return nil
-	}
-	v.whole = &corev1.Volume{}
-	return json.Unmarshal(b, v.whole)
+// wholeSpec is the part of a pod's spec read whole when it bears
+// kube-eip's names.
+type wholeSpec struct {
+	Spec struct {
+		InitContainers []corev1.Container `json:"initContainers"`
+		Containers     []corev1.Container `json:"containers"`
+		Volumes        []corev1.Volume    `json:"volumes"`
+	} `json:"spec"`
 }
 
 func containers(in []admissionContainer) []corev1.Container {
@@ -112,11 +111,7 @@ func containers(in []admissionContainer) []corev1.Container {
 	}
 	out := make([]corev1.Container, len(in))
 	for i, c := range in {
-		if c.whole != nil {
-			out[i] = *c.whole
-		} else {
-			out[i] = corev1.Container{Name: c.Name, VolumeMounts: c.VolumeMounts}
-		}
+		out[i] = corev1.Container{Name: c.Name, VolumeMounts: c.VolumeMounts}
 	}
 	return out
 }

@@ -43,6 +43,9 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 	hostNetwork.Spec.HostNetwork = true
 	sticky := full(map[string]string{api.AnnotationMode: "sticky", api.AnnotationPool: "partners"})
 	sticky.Name, sticky.GenerateName = "relay-0", ""
+	impostor := full(map[string]string{api.AnnotationMode: "auto"})
+	impostor.Spec.InitContainers = append(impostor.Spec.InitContainers, corev1.Container{Name: api.WaitContainerName, Image: "busybox", Command: []string{"true"}})
+	impostor.Spec.Volumes = append(impostor.Spec.Volumes, corev1.Volume{Name: api.PodInfoVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	admitted := full(pool)
 	admitted.Labels[api.LabelManaged] = "true"
 	admitted.Annotations[api.AnnotationClaim] = "c0ffee"
@@ -58,6 +61,7 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 		{"legacy", admissionv1.Create, full(map[string]string{api.LegacyAnnotationType: "fixed-tag", api.LegacyAnnotationTag: "pec-ip-pool"}), nil},
 		{"copied from a live pod", admissionv1.Create, copied, nil},
 		{"host network", admissionv1.Create, hostNetwork, nil},
+		{"names of kube-eip's", admissionv1.Create, impostor, nil},
 		{"not asking", admissionv1.Create, full(map[string]string{"example.com/x": "y"}), nil},
 		{"update dropping system metadata", admissionv1.Update, full(pool), admitted},
 		{"update changing the mode", admissionv1.Update, full(map[string]string{api.AnnotationMode: "auto"}), admitted},

@@ -33,13 +33,13 @@ type Registration struct {
 // so pods that ask nothing of kube-eip never reach the webhook and a
 // webhook outage only blocks pods that asked for an address. An UPDATE
 // that removes the annotations is still sent, to be refused.
-var hasEIPAnnotationsCEL = func() string {
-	has := func(obj string) string {
-		return fmt.Sprintf("(has(%[1]s.metadata.annotations) && %[1]s.metadata.annotations.exists(k, (k.startsWith(%[2]q) && !(k in %[3]s)) || k.startsWith(%[4]q)))",
-			obj, api.Prefix, celList(api.SystemKeys()), api.LegacyPrefix)
-	}
-	return has("object") + " || (request.operation == 'UPDATE' && " + has("oldObject") + ")"
-}()
+var hasEIPAnnotationsCEL = hasEIPAnnotations("object") + " || (request.operation == 'UPDATE' && " + hasEIPAnnotations("oldObject") + ")"
+
+// hasEIPAnnotations is api.HasEIPAnnotations in CEL, of obj's annotations.
+func hasEIPAnnotations(obj string) string {
+	return fmt.Sprintf("(has(%[1]s.metadata.annotations) && %[1]s.metadata.annotations.exists(k, (k.startsWith(%[2]q) && !(k in %[3]s)) || k.startsWith(%[4]q)))",
+		obj, api.Prefix, celList(api.SystemKeys()), api.LegacyPrefix)
+}
 
 func celList(items []string) string {
 	quoted := make([]string, len(items))

@@ -48,7 +48,7 @@ type EIPPoolSpec struct {
 }
 
 // PoolGrowth allocates addresses for a pool from a public IPv4 pool.
-// +kubebuilder:validation:XValidation:rule="self.warm <= self.maxAddresses",message="warm cannot exceed maxAddresses"
+// +kubebuilder:validation:XValidation:rule="!has(self.warm) || self.warm <= self.maxAddresses",message="warm cannot exceed maxAddresses"
 type PoolGrowth struct {
 	// PublicIPv4Pool is where new addresses come from: "amazon" or a BYOIP
 	// pool id (ipv4pool-ec2-…).

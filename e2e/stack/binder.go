@@ -67,7 +67,7 @@ func (s *Stack) StartBinder(ctx context.Context) error {
 		args = append(args, fmt.Sprintf("--workers=%d", o.Workers))
 	}
 	args = append(args, o.ExtraArgs...)
-	env := append([]string{"KUBECONFIG=" + s.ControlPlane.KubeconfigPath}, s.awsCredentials()...)
+	env := append([]string{"KUBECONFIG=" + s.kubeconfigs["binder"]}, s.awsCredentials()...)
 	child, err := controlplane.StartChild("kube-eip-binder", s.opts.KubeEIPBinary, s.ControlPlane.LogDir, args, env)
 	if err != nil {
 		return fmt.Errorf("starting the binder: %w", err)

@@ -86,6 +86,9 @@ type Stack struct {
 	tempDir     bool
 	stopWebhook func() error
 	binder      *controlplane.Child
+	// kubeconfigs are the webhook's and the binder's, by component: each
+	// runs as its own service account.
+	kubeconfigs map[string]string
 	opts        Options
 }
 
@@ -140,6 +143,12 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	s.EC2Client = NewEC2Client(s.EC2.URL)
 
 	if err := installCRDs(ctx, s.ControlPlane.RESTConfig()); err != nil {
+		return nil, err
+	}
+	if s.kubeconfigs, err = s.setUpIdentities(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.installAdmissionPolicies(ctx); err != nil {
 		return nil, err
 	}
 	if opts.KubeEIPBinary == "" {

@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kube-eip/kube-eip/certs"
@@ -102,7 +100,7 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 	// The real binary, as a pod would run it: its own process, flags and
 	// kubeconfig, so the end-to-end tests cover the command line too.
 	child, err := controlplane.StartChild("kube-eip-webhook", opts.KubeEIPBinary, s.ControlPlane.LogDir, args,
-		[]string{"KUBECONFIG=" + s.ControlPlane.KubeconfigPath})
+		[]string{"KUBECONFIG=" + s.kubeconfigs["webhook"]})
 	if err != nil {
 		return fmt.Errorf("starting the webhook: %w", err)
 	}
@@ -116,17 +114,8 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 	}
 	s.WebhookURL = url
 
-	cfg := webhook.Configuration(webhook.Registration{Name: WebhookConfigurationName, URL: url, CABundle: ca.CertPEM(), OwnNamespace: "kube-eip-system"})
-	hooks := s.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	existing, err := hooks.Get(ctx, cfg.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = hooks.Create(ctx, cfg, metav1.CreateOptions{})
-	case err == nil:
-		cfg.ResourceVersion = existing.ResourceVersion
-		_, err = hooks.Update(ctx, cfg, metav1.UpdateOptions{})
-	}
-	if err != nil {
+	cfg := webhook.Configuration(webhook.Registration{Name: WebhookConfigurationName, URL: url, CABundle: ca.CertPEM(), OwnNamespace: Namespace})
+	if err := ensure(ctx, cfg, s.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()); err != nil {
 		return fmt.Errorf("registering the webhook: %w", err)
 	}
 	return nil

@@ -1,0 +1,16 @@
+package binder
+
+// The binder's permissions in the cluster, generated into deploy/rbac/binder
+// by make generate. Leases are for leader election, in kube-eip's own
+// namespace.
+//
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch;update
+// +kubebuilder:rbac:groups="",resources=nodes;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eippools/status;eipreservations/status,verbs=patch;update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets;daemonsets,verbs=get
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update

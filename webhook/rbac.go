@@ -1,0 +1,15 @@
+package webhook
+
+// The webhook's permissions in the cluster, generated into
+// deploy/rbac/webhook by make generate. It caches managed pods' metadata,
+// namespaces and pools, reserves by creating EIPReservations, and its
+// leader reclaims those whose pod never came. Leases are for leader
+// election, in kube-eip's own namespace.
+//
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations/status,verbs=patch;update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update
