@@ -179,9 +179,7 @@ func TestForgedAllocationAndAssociationIDsMoveNothing(t *testing.T) {
 	// A pool victim too: its reservation's address, named by the forger.
 	pool := eipPool("partners", payments, v1alpha1.ReleasePolicyRelease)
 	e.create(pool)
-	poolAlloc, poolIP := e.ec2.AddAddress(payments)
-	poolVictim := poolPod("pay-0", "10.0.1.14", "partners", poolAlloc, api.ModePool)
-	e.create(reservationFor(poolVictim, "partners", poolAlloc, poolIP, v1alpha1.ReservationModePool))
+	poolVictim, poolAlloc, _ := e.reservedPod("pay-0", "10.0.1.14", "partners", api.ModePool)
 	e.sweep()
 	poolVictim = e.bind(poolVictim)
 	poolAssoc := poolVictim.Annotations[api.AnnotationAssociationID]
@@ -220,9 +218,7 @@ func TestForgedAllocationAndAssociationIDsMoveNothing(t *testing.T) {
 // A pod whose reservation another live pod still holds is told which.
 func TestAReservationHeldByAnotherPodNamesTheHolder(t *testing.T) {
 	e := newEnv(t, eipPool("partners", payments, v1alpha1.ReleasePolicyRetain))
-	allocID, ip := e.ec2.AddAddress(payments)
-	first := poolPod("db-0", "10.0.1.11", "partners", allocID, api.ModeSticky)
-	e.create(reservationFor(first, "partners", allocID, ip, v1alpha1.ReservationModeSticky))
+	first, allocID, ip := e.reservedPod("db-0", "10.0.1.11", "partners", api.ModeSticky)
 	e.start()
 	e.bind(first)
 

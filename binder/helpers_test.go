@@ -418,6 +418,21 @@ func poolPod(name, ip, pool, allocID string, mode api.Mode, opts ...func(*corev1
 		api.AnnotationMode, string(mode), api.AnnotationPool, pool, api.AnnotationReservation, allocID)}, opts...)...)
 }
 
+// reservedPod adds an address of the pool (whose selector is payments) and
+// the reservation admission makes of it for a pod named name in mode, and
+// returns that pod (not created yet) with the address.
+func (e *env) reservedPod(name, ip, pool string, mode api.Mode) (pod *corev1.Pod, allocID, publicIP string) {
+	e.t.Helper()
+	allocID, publicIP = e.ec2.AddAddress(payments)
+	pod = poolPod(name, ip, pool, allocID, mode)
+	rmode := v1alpha1.ReservationModePool
+	if mode == api.ModeSticky {
+		rmode = v1alpha1.ReservationModeSticky
+	}
+	e.create(reservationFor(pod, pool, allocID, publicIP, rmode))
+	return pod, allocID, publicIP
+}
+
 func eipPool(name string, selector map[string]string, policy v1alpha1.ReleasePolicy) *v1alpha1.EIPPool {
 	return &v1alpha1.EIPPool{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Generation: 1},

@@ -239,9 +239,7 @@ func TestStickyAddressComesBackToThePodName(t *testing.T) {
 // pod is not held forever.
 func TestDeletedPoolPodWhoseAddressWasMovedElsewhereGoes(t *testing.T) {
 	e := newEnv(t, eipPool("payments", payments, v1alpha1.ReleasePolicyRelease))
-	allocID, publicIP := e.ec2.AddAddress(payments)
-	pod := poolPod("pay-0", "10.0.1.12", "payments", allocID, api.ModePool)
-	e.create(reservationFor(pod, "payments", allocID, publicIP, v1alpha1.ReservationModePool))
+	pod, allocID, _ := e.reservedPod("pay-0", "10.0.1.12", "payments", api.ModePool)
 	e.start()
 	e.bind(pod)
 

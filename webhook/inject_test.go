@@ -1,11 +1,9 @@
 package webhook
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
-	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -27,23 +25,7 @@ func admitCreate(t *testing.T, h *Handler, pod *corev1.Pod) (*corev1.Pod, []stri
 	if !resp.Allowed {
 		t.Fatalf("refused: %v", resp.Result)
 	}
-	ops, err := json.Marshal(resp.Patches)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patch, err := jsonpatchapply.DecodePatch(ops)
-	if err != nil {
-		t.Fatalf("decoding %s: %v", ops, err)
-	}
-	patched, err := patch.Apply(raw)
-	if err != nil {
-		t.Fatalf("applying %s: %v", ops, err)
-	}
-	out := &corev1.Pod{}
-	if err := json.Unmarshal(patched, out); err != nil {
-		t.Fatal(err)
-	}
-	return out, resp.Warnings
+	return applyPatch(t, raw, resp.Patches), resp.Warnings
 }
 
 // A tenant's own init container named kube-eip-wait (busybox running true)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
+	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 
@@ -30,26 +31,33 @@ func TestPatchOpsReproduceInject(t *testing.T) {
 			mutated := orig.DeepCopy()
 			delete(mutated.Annotations, api.AnnotationClaim)
 			Inject(mutated, InjectConfig{Image: "img", WaitTimeout: time.Minute}, "fresh", res)
-			ops, err := json.Marshal(patchOps(orig, mutated))
-			if err != nil {
-				t.Fatal(err)
-			}
-			patch, err := jsonpatchapply.DecodePatch(ops)
-			if err != nil {
-				t.Fatalf("decoding %s: %v", ops, err)
-			}
-			raw, _ := json.Marshal(orig)
-			patched, err := patch.Apply(raw)
-			if err != nil {
-				t.Fatalf("applying %s: %v", ops, err)
-			}
-			got := &corev1.Pod{}
-			if err := json.Unmarshal(patched, got); err != nil {
-				t.Fatal(err)
-			}
+			ops := patchOps(orig, mutated)
+			got := applyPatch(t, mustJSON(t, orig), ops)
 			if !equality.Semantic.DeepEqual(got, mutated) {
-				t.Fatalf("patched pod differs from the injected one\npatch: %s\ngot:  %+v\nwant: %+v", ops, got, mutated)
+				t.Fatalf("patched pod differs from the injected one\npatch: %v\ngot:  %+v\nwant: %+v", ops, got, mutated)
 			}
 		})
 	}
+}
+
+// applyPatch applies ops to the pod raw, as the API server does.
+func applyPatch(t *testing.T, raw []byte, ops []jsonpatch.JsonPatchOperation) *corev1.Pod {
+	t.Helper()
+	data, err := json.Marshal(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatchapply.DecodePatch(data)
+	if err != nil {
+		t.Fatalf("decoding %s: %v", data, err)
+	}
+	patched, err := patch.Apply(raw)
+	if err != nil {
+		t.Fatalf("applying %s: %v", data, err)
+	}
+	pod := &corev1.Pod{}
+	if err := json.Unmarshal(patched, pod); err != nil {
+		t.Fatal(err)
+	}
+	return pod
 }
