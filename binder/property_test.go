@@ -85,7 +85,8 @@ type world struct {
 var worldNamespaces = []string{"a", "b", "c"}
 
 func newWorld(t *testing.T, seed uint64) *world {
-	w := &world{t: t, rng: rand.New(rand.NewPCG(seed, 0x6b75626565697021)), ns: map[string]*corev1.Namespace{}}
+	// A seeded generator, so that a failing world can be played again.
+	w := &world{t: t, rng: rand.New(rand.NewPCG(seed, 0x6b75626565697021)), ns: map[string]*corev1.Namespace{}} //nolint:gosec // not for secrets
 	var objs []client.Object
 	for _, name := range worldNamespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"tenant": name}}}

@@ -100,8 +100,8 @@ func AdmissionPolicyManifest(namespace string) ([]byte, error) {
 		return nil
 	}
 	for i := range policies {
-		policies[i].TypeMeta.APIVersion, policies[i].TypeMeta.Kind = admissionregistrationv1.SchemeGroupVersion.String(), "ValidatingAdmissionPolicy"
-		bindings[i].TypeMeta.APIVersion, bindings[i].TypeMeta.Kind = admissionregistrationv1.SchemeGroupVersion.String(), "ValidatingAdmissionPolicyBinding"
+		policies[i].APIVersion, policies[i].Kind = admissionregistrationv1.SchemeGroupVersion.String(), "ValidatingAdmissionPolicy"
+		bindings[i].APIVersion, bindings[i].Kind = admissionregistrationv1.SchemeGroupVersion.String(), "ValidatingAdmissionPolicyBinding"
 		if err := write(policies[i]); err != nil {
 			return nil, err
 		}

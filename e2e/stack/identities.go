@@ -170,7 +170,7 @@ func (s *Stack) installAdmissionPolicies(ctx context.Context) error {
 		return last != nil && strings.Contains(last.Error(), webhook.PodKeysPolicyName), nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for the API server to enforce the admission policies (last: %v): %w", last, err)
+		return fmt.Errorf("waiting for the API server to enforce the admission policies (last: %w): %w", last, err)
 	}
 	return nil
 }
