@@ -231,18 +231,16 @@ func TestAnotherTenantsKeptAddressCannotBeTaken(t *testing.T) {
 	otherNS := newEIPNamespace(t, map[string]string{"tenant": "b"})
 	_, err = kube.CoreV1().Pods(otherNS).Create(t.Context(), forged("pdb-0", map[string]string{api.AnnotationMode: "sticky", api.AnnotationPool: hijack}), metav1.CreateOptions{})
 	wantForbidden(t, "the sticky pod of another namespace", err, deniedPrefix+fmt.Sprintf(`kube-eip.io/pool: EIPPool %q is not open to namespace %q`, hijack, otherNS))
-	// Asking for auto, with the reservation and its claim: admitted for an
-	// address of its own; the reservation is not its.
-	thief, err := kube.CoreV1().Pods(otherNS).Create(t.Context(), forged("thief", map[string]string{api.AnnotationMode: "auto"}), metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating the auto pod: %v", err)
-	}
-	if thief.Annotations[api.AnnotationReservation] != "" {
-		t.Fatalf("the webhook kept the reservation %s on another namespace's pod", thief.Annotations[api.AnnotationReservation])
-	}
-	thief = &waitBound(t, otherNS, "", 1)[0]
-	if thief.Annotations[api.AnnotationAllocationID] == kept.Spec.AllocationID {
-		t.Fatal("the thief got the victim's address")
+	// From a namespace the pool is open to as well (two tenants sharing an
+	// allow-list), as a pod of the same name, naming the reservation and
+	// its claim: the reservation is not its, and the pool has nothing free.
+	sharing := newEIPNamespace(t, map[string]string{"tenant": "victim"})
+	_, err = kube.CoreV1().Pods(sharing).Create(t.Context(), forged("pdb-0", map[string]string{api.AnnotationMode: "sticky", api.AnnotationPool: hijack}), metav1.CreateOptions{})
+	wantForbidden(t, "the sticky pod of a namespace sharing the pool", err, deniedPrefix+fmt.Sprintf(`kube-eip.io/pool: EIPPool %q has no free address (1 in the pool, all reserved, bound or in use elsewhere)`, hijack))
+	for _, n := range []string{plain, otherNS, sharing} {
+		if ids, err := addressesOwnedIn(t.Context(), n); err != nil || len(ids) > 0 {
+			t.Errorf("addresses allocated for namespace %s: %v (%v)", n, ids, err)
+		}
 	}
 	afterSweeps(t, 2)
 	res := &v1alpha1.EIPReservation{}
