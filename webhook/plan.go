@@ -123,8 +123,12 @@ func Decide(in Input) Plan {
 		plan.Pool = pool
 		return plan
 	}
-	if problem := authz.OverCap(in.Namespace, in.State.AddressesHeld(pod.Namespace)); problem != nil {
-		return deny(plan, problem.Key, problem.Message)
+	if _, capped, _ := authz.Cap(in.Namespace); capped {
+		// Counted only where an admin set a cap: the count reads every
+		// managed pod of the namespace.
+		if problem := authz.OverCap(in.Namespace, in.State.AddressesHeld(pod.Namespace)); problem != nil {
+			return deny(plan, problem.Key, problem.Message)
+		}
 	}
 	if pool == nil {
 		return plan // the binder allocates; nothing to reserve
