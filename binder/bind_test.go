@@ -340,8 +340,8 @@ func TestBindPoolPodTakesItsReservedAddress(t *testing.T) {
 		t.Errorf("reserved address tags = %v, want %s=%s", a.Tags, api.TagCluster, cluster)
 	}
 	res := e.reservation(allocID)
-	if res.Status.PodUID != string(pod.UID) || res.Status.Phase != v1alpha1.ReservationBound {
-		t.Errorf("reservation status = %+v, want bound to %s", res.Status, pod.UID)
+	if res.Status.PodUID != string(pod.UID) || res.Status.Phase != v1alpha1.ReservationBound || res.Status.AssociationID != a.AssociationID {
+		t.Errorf("reservation status = %+v, want bound to %s by %s", res.Status, pod.UID, a.AssociationID)
 	}
 }
 

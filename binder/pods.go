@@ -87,13 +87,12 @@ func terminalIf(err error) error {
 }
 
 // markReservationBound records on a pool or sticky pod's reservation that
-// its address is now associated, and which association is kube-eip's.
+// its address is now associated, and which association is kube-eip's. res
+// is as the binder last wrote or read it (fromReservation's claim included:
+// the cache may not show that yet).
 func (b *Binder) markReservationBound(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation, addr Address) error {
 	if res == nil {
 		return nil
-	}
-	if err := b.Client.Get(ctx, client.ObjectKeyFromObject(res), res); err != nil {
-		return client.IgnoreNotFound(err)
 	}
 	if res.Status.PodUID != string(pod.UID) ||
 		res.Status.Phase == v1alpha1.ReservationBound && res.Status.AssociationID == addr.AssociationID {

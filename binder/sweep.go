@@ -192,7 +192,7 @@ func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *
 		}
 		return nil
 	case a.Tags[api.TagMode] == string(api.ModeSticky) && a.Tags[api.TagClaim] != "":
-		if p := ix.byName[a.Tags[api.TagOwner]]; p != nil && !terminal(p) {
+		if ix.byName[a.Tags[api.TagOwner]] != nil {
 			b.clearOrphan(a.AllocationID)
 			return nil
 		}
