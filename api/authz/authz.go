@@ -42,7 +42,7 @@ func Served(ns *corev1.Namespace) bool {
 // NotServed is the problem of a pod whose namespace is not served.
 func NotServed(namespace string) api.Problem {
 	return api.Problem{Key: api.LabelManaged, Message: fmt.Sprintf(
-		"namespace %q has not opted in to kube-eip (a cluster admin labels it %s=%s); no address is bound there",
+		"namespace %q has not opted in to kube-eip (a cluster admin labels it %s=%s)",
 		namespace, api.LabelInjection, api.InjectionEnabled)}
 }
 
