@@ -212,18 +212,6 @@ func parseLegacy(a map[string]string) (*Request, []Problem, []string) {
 	}
 }
 
-// InputAnnotations returns the annotations that make up a pod's request,
-// the ones that may not change once the pod exists.
-func InputAnnotations(a map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range a {
-		if slices.Contains(userKeys, k) || strings.HasPrefix(k, LegacyPrefix) {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 
 func validName(s string) bool { return len(s) <= 253 && dns1123Subdomain.MatchString(s) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/authz"
+	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -85,6 +86,16 @@ func (b *Binder) authorize(ctx context.Context, pod *corev1.Pod) (grant, error) 
 		if holder := b.podByUID(ctx, uid); holder != nil {
 			r := refuse("reservation %s of %s is held by pod %s/%s; this pod gets it once that pod is gone", name, res.Spec.PublicIP, holder.Namespace, holder.Name)
 			r.retry = heldRecheck
+			return grant{}, r
+		}
+	}
+	if a, ok := b.inv.get(res.Spec.AllocationID); ok && !(a.AssociationID != "" && a.PrivateIP == pod.Status.PodIP) {
+		// Not bound to the pod yet: an address two pools select is served
+		// by neither.
+		if owners := pools.Of(a.Tags, cachePools{ctx: ctx, reader: b.Client}.Pools()); len(owners) > 1 {
+			r := refuse("reserved address %s is selected by pools %s, and an address belongs to one pool only; no pool serves it until an admin changes its tags or the selectors",
+				res.Spec.PublicIP, poolNames(owners))
+			r.retry = DefaultSweepInterval // tags change in EC2, which the sweep reads
 			return grant{}, r
 		}
 	}

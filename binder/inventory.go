@@ -172,21 +172,6 @@ func hasTags(have, want map[string]string) bool {
 	return true
 }
 
-// matchesSelector applies an EIPPool tag selector: every key must be
-// present, and carry the value unless the selector's value is empty.
-func matchesSelector(tags, selector map[string]string) bool {
-	if len(selector) == 0 {
-		return false
-	}
-	for k, v := range selector {
-		got, ok := tags[k]
-		if !ok || v != "" && got != v {
-			return false
-		}
-	}
-	return true
-}
-
 // ownedElsewhere reports whether an address belongs to another cluster.
 func ownedElsewhere(tags map[string]string, cluster string) bool {
 	c, ok := tags[api.TagCluster]

@@ -114,30 +114,6 @@ func TestInventoryFind(t *testing.T) {
 	}
 }
 
-// A pool's selector needs every key, with its value unless the value is
-// empty; an empty selector selects nothing.
-func TestMatchesSelector(t *testing.T) {
-	tests := []struct {
-		name     string
-		tags     map[string]string
-		selector map[string]string
-		want     bool
-	}{
-		{"equal", map[string]string{"team": "a", "x": "y"}, map[string]string{"team": "a"}, true},
-		{"other value", map[string]string{"team": "b"}, map[string]string{"team": "a"}, false},
-		{"key only", map[string]string{"team": "b"}, map[string]string{"team": ""}, true},
-		{"key only, missing", map[string]string{"x": "y"}, map[string]string{"team": ""}, false},
-		{"all keys", map[string]string{"team": "a"}, map[string]string{"team": "a", "env": "prod"}, false},
-		{"empty selector", map[string]string{"team": "a"}, nil, false},
-		{"no tags", nil, map[string]string{"team": ""}, false},
-	}
-	for _, tc := range tests {
-		if got := matchesSelector(tc.tags, tc.selector); got != tc.want {
-			t.Errorf("%s: matchesSelector(%v, %v) = %v, want %v", tc.name, tc.tags, tc.selector, got, tc.want)
-		}
-	}
-}
-
 func TestOwnedElsewhere(t *testing.T) {
 	tests := []struct {
 		tags map[string]string

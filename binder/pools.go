@@ -11,12 +11,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -28,12 +30,12 @@ const statusRefresh = 5 * time.Minute
 // webhook reserves from it) and grows the pool if it is configured to.
 // addrs is the inventory as the sweep left it; syncPool reports whether it
 // allocated, which makes addrs stale.
-func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, addrs []Address, reserved map[string]*v1alpha1.EIPReservation) (bool, error) {
-	st := poolStatus(pool, addrs, b.Cluster, reserved)
+func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, all []v1alpha1.EIPPool, addrs []Address, reserved map[string]*v1alpha1.EIPReservation) (bool, error) {
+	st, overlaps := poolStatus(pool, all, addrs, b.Cluster, reserved)
 	grown, growErr := b.grow(ctx, pool, st)
 	if grown > 0 {
 		// The webhook reserves from the status: show the new ones now.
-		st = poolStatus(pool, b.inv.all(), b.Cluster, reserved)
+		st, overlaps = poolStatus(pool, all, b.inv.all(), b.Cluster, reserved)
 	}
 	now := metav1.NewTime(b.Now())
 	old := pool.Status
@@ -50,6 +52,17 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, addrs []A
 		exhausted.Message = "every address of the pool is reserved or in use; tag more Elastic IPs with the pool's selector, or configure growth"
 	}
 	meta.SetStatusCondition(&st.Conditions, exhausted)
+	overlap := metav1.Condition{Type: v1alpha1.PoolConditionOverlap, Status: metav1.ConditionFalse, Reason: "NoOverlap",
+		Message: "no address of the pool is selected by another pool", ObservedGeneration: pool.Generation}
+	if len(overlaps) > 0 {
+		overlap.Status, overlap.Reason = metav1.ConditionTrue, "SelectedByOtherPools"
+		overlap.Message = fmt.Sprintf("%d addresses are also selected by other pools, and no pool serves them until their tags or the selectors change: %s",
+			len(overlaps), strings.Join(overlaps, "; "))
+		if !meta.IsStatusConditionTrue(old.Conditions, v1alpha1.PoolConditionOverlap) {
+			b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, "PoolOverlap", "Sweep", "%s", overlap.Message)
+		}
+	}
+	meta.SetStatusCondition(&st.Conditions, overlap)
 	st.LastSyncTime = old.LastSyncTime
 	if equality.Semantic.DeepEqual(st, old) && old.LastSyncTime != nil && now.Sub(old.LastSyncTime.Time) < statusRefresh {
 		return grown > 0, growErr
@@ -65,14 +78,20 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, addrs []A
 
 // poolStatus counts a pool's addresses: reserved ones are held by a
 // reservation, bound ones are also associated, and an address associated
-// without a reservation (by someone other than kube-eip, or for a pod that
-// did not draw it from this pool) is not free.
-func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserved map[string]*v1alpha1.EIPReservation) v1alpha1.EIPPoolStatus {
+// without a reservation (by someone other than kube-eip) is not free. An
+// address another pool selects too is not the pool's: it is left out (so
+// the webhook never reserves it) and reported among the overlaps.
+func poolStatus(pool *v1alpha1.EIPPool, all []v1alpha1.EIPPool, addrs []Address, cluster string, reserved map[string]*v1alpha1.EIPReservation) (v1alpha1.EIPPoolStatus, []string) {
 	var st v1alpha1.EIPPoolStatus
+	var overlaps []string
 	slices.SortFunc(addrs, func(x, y Address) int { return strings.Compare(x.PublicIP, y.PublicIP) })
 	elsewhere := int32(0)
 	for _, a := range addrs {
-		if !matchesSelector(a.Tags, pool.Spec.TagSelector) || ownedElsewhere(a.Tags, cluster) {
+		if !pools.Selects(pool.Spec.TagSelector, a.Tags) || ownedElsewhere(a.Tags, cluster) {
+			continue
+		}
+		if owners := pools.Of(a.Tags, all); len(owners) > 1 {
+			overlaps = append(overlaps, fmt.Sprintf("%s (%s, pools %s)", a.PublicIP, a.AllocationID, poolNames(owners)))
 			continue
 		}
 		pa := v1alpha1.PoolAddress{AllocationID: a.AllocationID, PublicIP: a.PublicIP}
@@ -95,7 +114,15 @@ func poolStatus(pool *v1alpha1.EIPPool, addrs []Address, cluster string, reserve
 		st.Addresses = append(st.Addresses, pa)
 	}
 	st.Free = st.Total - st.Reserved - elsewhere
-	return st
+	return st, overlaps
+}
+
+func poolNames(ps []*v1alpha1.EIPPool) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // grow allocates addresses for a pool with growth configured, to keep

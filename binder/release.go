@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 	"github.com/kube-eip/kube-eip/binder/cloud"
 )
@@ -41,28 +42,32 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 		addr.AssociationID, addr.ENI, addr.PrivateIP = "", "", ""
 	}
 
-	outcome := ""
+	var done disposal
 	switch {
 	case res != nil:
-		if outcome, err = b.returnReservation(ctx, pod, res, addr, found); err != nil {
+		if done, err = b.returnReservation(ctx, pod, res, addr, found); err != nil {
 			return err
 		}
 	case !found:
 	case addr.Tags[api.TagMode] == string(api.ModeSticky):
-		outcome = "kept"
+		done = disposal{outcome: "kept", says: "Disassociated and kept for the next pod of this name:"}
 	default:
 		if err := b.releaseOwn(ctx, addr); err != nil {
 			return err
 		}
-		outcome = "released"
+		done = disposal{outcome: "released", says: "Released to AWS"}
 	}
-	if outcome != "" {
-		releases.WithLabelValues(outcome).Inc()
-		b.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, api.EventReleased, "Release", "%s %s (%s)", releaseVerb(outcome), addr.PublicIP, addr.AllocationID)
-		log.FromContext(ctx).V(1).Info("released", "outcome", outcome, "allocationID", addr.AllocationID)
+	if done.outcome != "" {
+		releases.WithLabelValues(done.outcome).Inc()
+		b.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, api.EventReleased, "Release", "%s %s (%s)", done.says, addr.PublicIP, addr.AllocationID)
+		log.FromContext(ctx).V(1).Info("released", "outcome", done.outcome, "allocationID", addr.AllocationID)
 	}
 	return nil
 }
+
+// disposal is what became of a pod's address, for the metric (outcome)
+// and the event (says, before the address).
+type disposal struct{ outcome, says string }
 
 // heldReservation returns the reservation the pod holds: the one its
 // annotation names, if it was made for the pod and no other pod claimed it
@@ -137,28 +142,19 @@ func (b *Binder) releaseOwn(ctx context.Context, addr Address) error {
 	return b.releaseAddress(ctx, fresh[0])
 }
 
-func releaseVerb(outcome string) string {
-	switch outcome {
-	case "released":
-		return "Released to AWS"
-	case "returned":
-		return "Returned to its pool"
-	default:
-		return "Disassociated and kept for the next pod of this name:"
-	}
-}
-
 // returnReservation ends a pod's hold on its reservation: a pool address
-// becomes free again (or goes back to AWS under releasePolicy Release), a
-// sticky one waits for the next pod of the same name.
-func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation, addr Address, found bool) (string, error) {
+// becomes free again, or goes back to AWS if the one pool the address
+// belongs to says Release; a sticky one waits for the next pod of the same
+// name. What the address's own tags say decides, not the pool the pod drew
+// it through: an address two pools select is never released.
+func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation, addr Address, found bool) (disposal, error) {
 	name := res.Name
 	if uid := res.Status.PodUID; uid != "" && uid != string(pod.UID) {
-		return "", nil // a newer pod holds it now
+		return disposal{}, nil // a newer pod holds it now
 	}
 	if res.Spec.Mode == v1alpha1.ReservationModeSticky {
 		if res.Status.PodUID == "" && res.Status.Phase == v1alpha1.ReservationReserved {
-			return "", nil
+			return disposal{}, nil
 		}
 		base := res.DeepCopy()
 		res.Status.PodUID, res.Status.Phase = "", v1alpha1.ReservationReserved
@@ -166,31 +162,58 @@ func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1
 			res.Status.PodName = pod.Name
 		}
 		if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-			return "", fmt.Errorf("keeping reservation %s for %s: %w", name, owner(pod), client.IgnoreNotFound(err))
+			return disposal{}, fmt.Errorf("keeping reservation %s for %s: %w", name, owner(pod), client.IgnoreNotFound(err))
 		}
-		return "kept", nil
+		return disposal{outcome: "kept", says: "Disassociated and kept for the next pod of this name:"}, nil
 	}
-	pool := &v1alpha1.EIPPool{}
-	if err := b.Client.Get(ctx, client.ObjectKey{Name: res.Spec.Pool}, pool); err == nil &&
-		pool.Spec.ReleasePolicy == v1alpha1.ReleasePolicyRelease && found && addr.Tags[api.TagCluster] == b.Cluster {
-		if addr.AssociationID != "" {
-			// Someone else associated it meanwhile: not ours to release.
-			b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release",
-				"%s (%s) is associated with %s %s outside kube-eip; it stays in the pool instead of being released", addr.PublicIP, addr.AllocationID, addr.ENI, addr.PrivateIP)
-		} else if err := b.releaseAddress(ctx, addr); cloud.IsInUse(err) {
-			// Our view was stale: someone associated it after us.
-			_, _ = b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{addr.AllocationID}})
-			b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release",
-				"%s (%s) is in use outside kube-eip; it stays in the pool instead of being released", addr.PublicIP, addr.AllocationID)
-		} else if err != nil {
-			return "", err
+	done := disposal{outcome: "returned", says: "Returned to pool " + res.Spec.Pool + ":"}
+	if found {
+		var all v1alpha1.EIPPoolList
+		if err := b.Client.List(ctx, &all); err != nil {
+			return disposal{}, fmt.Errorf("listing pools: %w", err)
+		}
+		switch owners := pools.Of(addr.Tags, all.Items); {
+		case len(owners) > 1:
+			done.says = fmt.Sprintf("Kept allocated, since pools %s all select it (an address belongs to one pool only):", poolNames(owners))
+		case len(owners) == 0:
+			done.says = "Kept allocated, since no pool selects it any more:"
+		case owners[0].Spec.ReleasePolicy == v1alpha1.ReleasePolicyRelease && addr.Tags[api.TagCluster] == b.Cluster:
+			released, err := b.releasePoolAddress(ctx, owners[0], addr)
+			if err != nil {
+				return disposal{}, err
+			}
+			if released {
+				done = disposal{outcome: "released", says: fmt.Sprintf("Released to AWS (pool %s releases its addresses):", owners[0].Name)}
+			}
+		default:
+			done.says = "Returned to pool " + owners[0].Name + ":"
 		}
 	}
 	uid := res.UID
 	if err := b.Client.Delete(ctx, res, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("returning %s to pool %s: %w", name, res.Spec.Pool, err)
+		return disposal{}, fmt.Errorf("returning %s to pool %s: %w", name, res.Spec.Pool, err)
 	}
-	return "returned", nil
+	return done, nil
+}
+
+// releasePoolAddress gives a pool's address back to AWS, unless someone
+// outside kube-eip associated it meanwhile (then it stays in the pool,
+// with a warning on the pool). It reports whether it released.
+func (b *Binder) releasePoolAddress(ctx context.Context, pool *v1alpha1.EIPPool, addr Address) (bool, error) {
+	if addr.AssociationID != "" {
+		b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release",
+			"%s (%s) is associated with %s %s outside kube-eip; it stays in the pool instead of being released", addr.PublicIP, addr.AllocationID, addr.ENI, addr.PrivateIP)
+		return false, nil
+	}
+	err := b.releaseAddress(ctx, addr)
+	if cloud.IsInUse(err) {
+		// Our view was stale: someone associated it after us.
+		_, _ = b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{addr.AllocationID}})
+		b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release",
+			"%s (%s) is in use outside kube-eip; it stays in the pool instead of being released", addr.PublicIP, addr.AllocationID)
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func firstOf(addrs []Address) (Address, bool) {

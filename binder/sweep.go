@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -93,8 +94,8 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	start := b.Now()
 	defer func() { sweepDuration.Observe(b.Now().Sub(start).Seconds()) }()
 
-	var pools v1alpha1.EIPPoolList
-	if err := b.Client.List(ctx, &pools); err != nil {
+	var poolList v1alpha1.EIPPoolList
+	if err := b.Client.List(ctx, &poolList); err != nil {
 		return false, fmt.Errorf("listing pools: %w", err)
 	}
 	asked := b.Now()
@@ -105,7 +106,7 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	var relevant []Address
 	for _, x := range out.Addresses {
 		a := addressFromEC2(x)
-		if a.Tags[api.TagCluster] == b.Cluster || !ownedElsewhere(a.Tags, b.Cluster) && inAnyPool(a, pools.Items) {
+		if a.Tags[api.TagCluster] == b.Cluster || !ownedElsewhere(a.Tags, b.Cluster) && inAnyPool(a, poolList.Items) {
 			relevant = append(relevant, a)
 		}
 	}
@@ -149,8 +150,8 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	b.forgetOrphans(live)
 	// One copy of the inventory serves every pool, unless one grew.
 	addrs := b.inv.all()
-	for i := range pools.Items {
-		grown, err := b.syncPool(ctx, &pools.Items[i], addrs, reserved)
+	for i := range poolList.Items {
+		grown, err := b.syncPool(ctx, &poolList.Items[i], poolList.Items, addrs, reserved)
 		keep(err)
 		if grown {
 			addrs = b.inv.all()
@@ -376,11 +377,6 @@ func countInventory(addrs []Address, cluster string) {
 	inventorySize.WithLabelValues("idle").Set(idle)
 }
 
-func inAnyPool(a Address, pools []v1alpha1.EIPPool) bool {
-	for i := range pools {
-		if matchesSelector(a.Tags, pools[i].Spec.TagSelector) {
-			return true
-		}
-	}
-	return false
+func inAnyPool(a Address, all []v1alpha1.EIPPool) bool {
+	return len(pools.Of(a.Tags, all)) > 0
 }

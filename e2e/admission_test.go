@@ -84,7 +84,9 @@ func TestBadAnnotationsAreRefusedWithTheFix(t *testing.T) {
 		}
 		_, err = kube.CoreV1().Pods(ns).Patch(t.Context(), pod.Name, "application/merge-patch+json",
 			[]byte(`{"metadata":{"annotations":{"kube-eip.io/mode":"sticky"}}}`), metav1.PatchOptions{})
-		want := deniedPrefix + "kube-eip.io/mode: kube-eip annotations cannot be added, changed or removed on an existing pod"
+		// Judged by the admission policy in the API server: no update waits
+		// on the webhook.
+		want := policyDenied + "kube-eip.io/mode: kube-eip annotations cannot be added, changed or removed on an existing pod"
 		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("patch: %v, want %q", err, want)
 		}

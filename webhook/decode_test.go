@@ -46,42 +46,34 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 	impostor := full(map[string]string{api.AnnotationMode: "auto"})
 	impostor.Spec.InitContainers = append(impostor.Spec.InitContainers, corev1.Container{Name: api.WaitContainerName, Image: "busybox", Command: []string{"true"}})
 	impostor.Spec.Volumes = append(impostor.Spec.Volumes, corev1.Volume{Name: api.PodInfoVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
-	admitted := full(pool)
-	admitted.Labels[api.LabelManaged] = "true"
-	admitted.Annotations[api.AnnotationClaim] = "c0ffee"
+	// The second pass over a pod the first injected into.
+	reinvoked := full(map[string]string{api.AnnotationMode: "auto"})
+	Inject(reinvoked, testHandlerImpl().Config, "c0ffee", nil)
 
 	for _, tc := range []struct {
 		name     string
-		op       admissionv1.Operation
-		pod, old *corev1.Pod
+		pod  *corev1.Pod
 	}{
-		{"auto", admissionv1.Create, full(map[string]string{api.AnnotationMode: "auto"}), nil},
-		{"pool", admissionv1.Create, full(pool), nil},
-		{"sticky", admissionv1.Create, sticky, nil},
-		{"legacy", admissionv1.Create, full(map[string]string{api.LegacyAnnotationType: "fixed-tag", api.LegacyAnnotationTag: "pec-ip-pool"}), nil},
-		{"copied from a live pod", admissionv1.Create, copied, nil},
-		{"host network", admissionv1.Create, hostNetwork, nil},
-		{"names of kube-eip's", admissionv1.Create, impostor, nil},
-		{"not asking", admissionv1.Create, full(map[string]string{"example.com/x": "y"}), nil},
-		{"update dropping system metadata", admissionv1.Update, full(pool), admitted},
-		{"update changing the mode", admissionv1.Update, full(map[string]string{api.AnnotationMode: "auto"}), admitted},
+		{"auto", full(map[string]string{api.AnnotationMode: "auto"})},
+		{"pool", full(pool)},
+		{"sticky", sticky},
+		{"legacy", full(map[string]string{api.LegacyAnnotationType: "fixed-tag", api.LegacyAnnotationTag: "pec-ip-pool"})},
+		{"copied from a live pod", copied},
+		{"host network", hostNetwork},
+		{"names of kube-eip's", impostor},
+		{"not asking", full(map[string]string{"example.com/x": "y"})},
+		{"reinvocation", reinvoked},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			answer := func(decode func([]byte) (*corev1.Pod, error)) admission.Response {
 				t.Helper()
-				req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: tc.op, Namespace: "payments"}}
+				req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create, Namespace: "payments"}}
 				pod, err := decode(mustJSON(t, tc.pod))
 				if err != nil {
 					t.Fatal(err)
 				}
-				var old *corev1.Pod
-				if tc.old != nil {
-					if old, err = decode(mustJSON(t, tc.old)); err != nil {
-						t.Fatal(err)
-					}
-				}
 				// A handler of its own each time: reservations are state.
-				resp := testHandlerImpl().admit(context.Background(), req, pod, old)
+				resp := testHandlerImpl().admit(context.Background(), req, pod)
 				for i, op := range resp.Patches {
 					// The claim is made up afresh for each answer.
 					if op.Path == "/metadata/annotations/"+escape(api.AnnotationClaim) && op.Value != "c0ffee" {

@@ -46,6 +46,12 @@ func NewHandler(h Handler) *Handler { return &h }
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create {
+		// Registered for creates only: what an update may change of
+		// kube-eip's is the admission policy's to judge, in the API server,
+		// so that no update waits on this webhook.
+		return admission.Allowed("")
+	}
 	// The API server sends pods as JSON of core/v1, so plain unmarshalling
 	// does (the scheme-driven decoder first scans the whole document for
 	// its kind), of only the fields admission uses.
@@ -53,32 +59,24 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
 	}
-	var old *corev1.Pod
-	if req.Operation == admissionv1.Update {
-		if old, err = decodePod(req.OldObject.Raw); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding old pod: %w", err))
-		}
-	}
-	return h.admit(ctx, req, pod, old)
+	return h.admit(ctx, req, pod)
 }
 
-// admit decides on a decoded pod (and, for an UPDATE, the old one), and
-// reserves and injects what the decision asks for.
-func (h *Handler) admit(ctx context.Context, req admission.Request, pod, old *corev1.Pod) admission.Response {
+// admit decides on a decoded pod, and reserves and injects what the
+// decision asks for.
+func (h *Handler) admit(ctx context.Context, req admission.Request, pod *corev1.Pod) admission.Response {
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
-	in := Input{Operation: req.Operation, Pod: pod, OldPod: old, State: h.State}
-	if req.Operation != admissionv1.Update {
-		ns, err := h.Namespaces(ctx, pod.Namespace)
-		if err != nil {
-			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %s: %w", pod.Namespace, err))
-		}
-		in.Namespace = ns
-		if name := pod.Annotations[api.AnnotationReservation]; name != "" && h.Reservation != nil {
-			if in.Prior, err = h.Reservation(ctx, name); err != nil {
-				return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading reservation %s: %w", name, err))
-			}
+	in := Input{Pod: pod, State: h.State}
+	ns, err := h.Namespaces(ctx, pod.Namespace)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %s: %w", pod.Namespace, err))
+	}
+	in.Namespace = ns
+	if name := pod.Annotations[api.AnnotationReservation]; name != "" && h.Reservation != nil {
+		if in.Prior, err = h.Reservation(ctx, name); err != nil {
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading reservation %s: %w", name, err))
 		}
 	}
 
@@ -86,14 +84,6 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod, old *co
 	decisions.WithLabelValues(string(req.Operation), result(plan)).Inc()
 	if len(plan.Denial) > 0 {
 		return admission.Denied(denialMessage(plan.Denial)).WithWarnings(plan.Warnings...)
-	}
-	if req.Operation == admissionv1.Update {
-		if plan.Request == nil {
-			return admission.Allowed("")
-		}
-		mutated := pod.DeepCopy()
-		restoreSystemMetadata(mutated, in.OldPod)
-		return patch(pod, mutated, nil, plan.Warnings)
 	}
 
 	// A container or volume that bears kube-eip's name but is not what
@@ -149,25 +139,6 @@ func stripSystemKeys(pod *corev1.Pod) {
 // patch answers with first, then the patch from orig to mutated.
 func patch(orig, mutated *corev1.Pod, first []jsonpatch.JsonPatchOperation, warnings []string) admission.Response {
 	return admission.Patched("", append(first, patchOps(orig, mutated)...)...).WithWarnings(warnings...)
-}
-
-// restoreSystemMetadata puts back what kube-eip wrote at creation if an
-// update dropped it: the binder finds its pods by these.
-func restoreSystemMetadata(pod, old *corev1.Pod) {
-	if old.Labels[api.LabelManaged] != "" {
-		if pod.Labels == nil {
-			pod.Labels = map[string]string{}
-		}
-		pod.Labels[api.LabelManaged] = old.Labels[api.LabelManaged]
-	}
-	for _, k := range []string{api.AnnotationClaim, api.AnnotationReservation, api.AnnotationReservedIP} {
-		if v := old.Annotations[k]; v != "" && pod.Annotations[k] == "" {
-			if pod.Annotations == nil {
-				pod.Annotations = map[string]string{}
-			}
-			pod.Annotations[k] = v
-		}
-	}
 }
 
 func isDryRun(req admission.Request) bool { return req.DryRun != nil && *req.DryRun }

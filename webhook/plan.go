@@ -6,10 +6,7 @@ package webhook
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kube-eip/kube-eip/api"
@@ -34,11 +31,9 @@ type State interface {
 	AddressesHeld(namespace string) int
 }
 
-// Input is one admission request, decoded.
+// Input is one pod's creation, decoded.
 type Input struct {
-	Operation admissionv1.Operation
 	Pod       *corev1.Pod
-	OldPod    *corev1.Pod // UPDATE only
 	Namespace *corev1.Namespace
 	State     State
 	// Prior is the reservation named by the pod's kube-eip.io/reservation
@@ -63,7 +58,7 @@ type Plan struct {
 	// Candidates are the pool's addresses to try to reserve, in order.
 	Candidates []v1alpha1.PoolAddress
 	// Admitted is true when admission already handled this pod (a
-	// reinvocation, or an UPDATE): no new reservation is made.
+	// reinvocation): no new reservation is made.
 	Admitted bool
 	// Reservation is the reservation a reinvocation keeps.
 	Reservation *v1alpha1.EIPReservation
@@ -78,18 +73,6 @@ func Decide(in Input) Plan {
 	pod := in.Pod
 	req, problems, warnings := api.ParseRequest(pod.Annotations)
 	plan := Plan{Request: req, Warnings: warnings, Denial: problems}
-	if in.Operation == admissionv1.Update {
-		plan.Admitted = true
-		if in.OldPod != nil && !maps.Equal(api.InputAnnotations(in.OldPod.Annotations), api.InputAnnotations(pod.Annotations)) {
-			return Plan{Denial: []api.Problem{{Key: changedKey(in.OldPod.Annotations, pod.Annotations), Message: "kube-eip annotations cannot be added, changed or removed on an existing pod; " +
-				"change the pod template of its controller (or delete and recreate the pod) instead"}}}
-		}
-		// An existing pod was checked when it was created; its pool may
-		// have changed since, which must not block unrelated updates, and
-		// what was said then need not be said at every update.
-		plan.Denial, plan.Warnings = nil, nil
-		return plan
-	}
 	if len(plan.Denial) > 0 || req == nil {
 		return plan
 	}
@@ -187,21 +170,4 @@ func growthHint(pool *v1alpha1.EIPPool) string {
 		return ", enable spec.growth"
 	}
 	return ""
-}
-
-func changedKey(old, cur map[string]string) string {
-	o, c := api.InputAnnotations(old), api.InputAnnotations(cur)
-	keys := slices.Sorted(maps.Keys(o))
-	for k := range c {
-		if !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if o[k] != c[k] {
-			return k
-		}
-	}
-	return api.AnnotationMode
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -137,7 +136,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := Decide(Input{Operation: admissionv1.Create, Pod: tt.pod, Namespace: ns, State: state})
+			plan := Decide(Input{Pod: tt.pod, Namespace: ns, State: state})
 			got := denialMessage(plan.Denial)
 			if tt.denial == "" && got != "" || !strings.Contains(got, tt.denial) {
 				t.Fatalf("denial = %q, want %q", got, tt.denial)
@@ -189,30 +188,10 @@ func TestDecideHonoursWhatOnlyTheAdminSets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, pod := range []*corev1.Pod{auto, newPod("b", map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: "partners"})} {
-				plan := Decide(Input{Operation: admissionv1.Create, Pod: pod, Namespace: tc.ns, State: state})
+				plan := Decide(Input{Pod: pod, Namespace: tc.ns, State: state})
 				if got := denialMessage(plan.Denial); tc.denial == "" && got != "" || !strings.Contains(got, tc.denial) {
 					t.Errorf("%s: denial = %q, want %q", pod.Name, got, tc.denial)
 				}
-			}
-		})
-	}
-}
-
-func TestDecideUpdate(t *testing.T) {
-	old := newPod("a", map[string]string{api.AnnotationMode: "auto", api.AnnotationClaim: "c"})
-	for name, tc := range map[string]struct {
-		annotations map[string]string
-		denied      string
-	}{
-		"unrelated change allowed": {annotations: map[string]string{api.AnnotationMode: "auto", api.AnnotationClaim: "c", "note": "x"}},
-		"mode changed":             {annotations: map[string]string{api.AnnotationMode: "pool", api.AnnotationClaim: "c"}, denied: "kube-eip.io/mode: kube-eip annotations cannot be added, changed or removed"},
-		"mode removed":             {annotations: map[string]string{api.AnnotationClaim: "c"}, denied: "kube-eip.io/mode: kube-eip annotations cannot"},
-		"pool added":               {annotations: map[string]string{api.AnnotationMode: "auto", api.AnnotationPool: "p"}, denied: "kube-eip.io/pool: kube-eip annotations cannot"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			plan := Decide(Input{Operation: admissionv1.Update, Pod: newPod("a", tc.annotations), OldPod: old, State: fakeState{}})
-			if got := denialMessage(plan.Denial); !strings.HasPrefix(got, tc.denied) || (tc.denied == "") != (got == "") {
-				t.Errorf("denial = %q, want %q", got, tc.denied)
 			}
 		})
 	}
@@ -253,21 +232,21 @@ func TestDecideTellsReinvocationFromACopiedManifest(t *testing.T) {
 	claimed := ours.DeepCopy()
 	claimed.Status.PodUID = "uid-of-the-pod-it-was-copied-from"
 
-	plan := Decide(Input{Operation: admissionv1.Create, Pod: newPod("a", annotations), Namespace: ns, State: state, Prior: ours})
+	plan := Decide(Input{Pod: newPod("a", annotations), Namespace: ns, State: state, Prior: ours})
 	if !plan.Admitted || plan.Reservation != ours || len(plan.Candidates) != 0 {
 		t.Errorf("reinvocation: admitted %t reservation %v candidates %v; want the first pass's reservation kept", plan.Admitted, plan.Reservation, plan.Candidates)
 	}
-	plan = Decide(Input{Operation: admissionv1.Create, Pod: newPod("a", annotations), Namespace: ns, State: state, Prior: claimed})
+	plan = Decide(Input{Pod: newPod("a", annotations), Namespace: ns, State: state, Prior: claimed})
 	if plan.Admitted || len(plan.Candidates) == 0 {
 		t.Errorf("copied manifest: admitted %t candidates %v; want a reservation of its own", plan.Admitted, plan.Candidates)
 	}
 
 	auto := map[string]string{api.AnnotationMode: "auto", api.AnnotationClaim: "c2"}
-	if plan := Decide(Input{Operation: admissionv1.Create, Pod: newPod("a", auto), Namespace: ns, State: state}); plan.Claim != "c2" {
+	if plan := Decide(Input{Pod: newPod("a", auto), Namespace: ns, State: state}); plan.Claim != "c2" {
 		t.Errorf("auto reinvocation: claim %q, want c2 kept", plan.Claim)
 	}
 	state.claims = map[string]bool{"c2": true}
-	if plan := Decide(Input{Operation: admissionv1.Create, Pod: newPod("a", auto), Namespace: ns, State: state}); plan.Claim != "" {
+	if plan := Decide(Input{Pod: newPod("a", auto), Namespace: ns, State: state}); plan.Claim != "" {
 		t.Errorf("auto copied from a live pod: claim %q kept, want a new one", plan.Claim)
 	}
 }

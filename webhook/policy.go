@@ -93,6 +93,10 @@ func podKeysPolicy(ids Identities) *admissionregistrationv1.ValidatingAdmissionP
 				{Name: "served", Expression: fmt.Sprintf("namespaceObject.metadata.name != %q && %s && namespaceObject.metadata.labels[%q] == %q",
 					metav1.NamespaceSystem, inMap("namespaceObject", "labels", fmt.Sprintf("%q", api.LabelInjection)), api.LabelInjection, api.InjectionEnabled)},
 				{Name: "asks", Expression: hasEIPAnnotations("object")},
+				// The annotations of a request (mode, pool, the legacy ones)
+				// of a pod kube-eip admitted, that an update changes.
+				{Name: "changedRequest", Expression: "request.operation == 'UPDATE' && " + inMap("oldObject", "labels", celQuote(api.LabelManaged)) + " ? (" +
+					requestKeys("oldObject") + " + " + requestKeys("object") + ").filter(k, !" + same("annotations") + ") : []"},
 			},
 			Validations: []admissionregistrationv1.Validation{
 				{
@@ -112,6 +116,12 @@ func podKeysPolicy(ids Identities) *admissionregistrationv1.ValidatingAdmissionP
 					Expression: "request.operation != 'UPDATE' || size(variables.changed) == 0",
 					MessageExpression: "variables.changed.join(', ') + ': written by kube-eip only; ' + request.userInfo.username + " +
 						"' may not add, change or remove it on a pod'",
+					Reason: ptr.To(metav1.StatusReasonForbidden),
+				},
+				{
+					Expression: "size(variables.changedRequest) == 0",
+					MessageExpression: "variables.changedRequest[0] + ': kube-eip annotations cannot be added, changed or removed on an existing pod; " +
+						"change the pod template of its controller (or delete and recreate the pod) instead'",
 					Reason: ptr.To(metav1.StatusReasonForbidden),
 				},
 				{
@@ -156,6 +166,16 @@ func binding(policy string) *admissionregistrationv1.ValidatingAdmissionPolicyBi
 		},
 	}
 }
+
+// requestKeys lists, in CEL, the keys of obj's annotations that make up a
+// request: under kube-eip's prefix but not its own keys, or the
+// aws-pod-eip-controller's.
+func requestKeys(obj string) string {
+	return fmt.Sprintf("(has(%[1]s.metadata.annotations) ? %[1]s.metadata.annotations.filter(k, (k.startsWith(%[2]q) && !(k in variables.keys)) || k.startsWith(%[3]q)) : [])",
+		obj, api.Prefix, api.LegacyPrefix)
+}
+
+func celQuote(s string) string { return fmt.Sprintf("%q", s) }
 
 // inMap is a CEL test that key (a CEL expression) is in obj's metadata
 // map field.

@@ -27,13 +27,10 @@ type Registration struct {
 	OwnNamespace string
 	// TimeoutSeconds bounds each call (default 5).
 	TimeoutSeconds int32
+	// Exempt are users whose requests never reach the webhook: kube-eip's
+	// own identities, so that no work of theirs waits on it.
+	Exempt []string
 }
-
-// hasEIPAnnotationsCEL mirrors api.HasEIPAnnotations for matchConditions,
-// so pods that ask nothing of kube-eip never reach the webhook and a
-// webhook outage only blocks pods that asked for an address. An UPDATE
-// that removes the annotations is still sent, to be refused.
-var hasEIPAnnotationsCEL = hasEIPAnnotations("object") + " || (request.operation == 'UPDATE' && " + hasEIPAnnotations("oldObject") + ")"
 
 // hasEIPAnnotations is api.HasEIPAnnotations in CEL, of obj's annotations.
 func hasEIPAnnotations(obj string) string {
@@ -77,8 +74,11 @@ func Configuration(reg Registration) *admissionregistrationv1.MutatingWebhookCon
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
 			TimeoutSeconds:          ptr.To(reg.TimeoutSeconds),
 			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			// Creates only: what an update may change of kube-eip's is judged
+			// by the admission policy (AdmissionPolicies), inside the API
+			// server, so that no update waits on the webhook.
 			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule: admissionregistrationv1.Rule{
 					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
 					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
@@ -90,7 +90,18 @@ func Configuration(reg Registration) *admissionregistrationv1.MutatingWebhookCon
 					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: excluded,
 				}},
 			},
-			MatchConditions: []admissionregistrationv1.MatchCondition{{Name: "asks-for-an-eip", Expression: hasEIPAnnotationsCEL}},
+			MatchConditions: matchConditions(reg.Exempt),
 		}},
 	}
+}
+
+// matchConditions send the webhook only pods that ask something of
+// kube-eip (api.HasEIPAnnotations, in CEL), so a webhook outage blocks only
+// pods that asked for an address, and none of exempt's requests.
+func matchConditions(exempt []string) []admissionregistrationv1.MatchCondition {
+	conds := []admissionregistrationv1.MatchCondition{{Name: "asks-for-an-eip", Expression: hasEIPAnnotations("object")}}
+	if len(exempt) > 0 {
+		conds = append(conds, admissionregistrationv1.MatchCondition{Name: "not-kube-eip", Expression: "!(request.userInfo.username in " + celList(exempt) + ")"})
+	}
+	return conds
 }

@@ -18,9 +18,12 @@ const (
 // EIPPoolSpec says which Elastic IPs belong to the pool and who may use them.
 type EIPPoolSpec struct {
 	// TagSelector lists the EC2 tags an address must carry to belong to the
-	// pool. All must match; an empty value means the key must exist.
+	// pool. All must match; an empty value means the key must exist. Keys
+	// under kube-eip.io/ are kube-eip's own, written on the addresses it
+	// allocates for pods, which are never a pool's.
 	// +kubebuilder:validation:MinProperties=1
 	// +kubebuilder:validation:MaxProperties=20
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kube-eip.io/'))",message="tagSelector may not name kube-eip.io/ keys: kube-eip writes them on the addresses it allocates for pods, which are never a pool's"
 	TagSelector map[string]string `json:"tagSelector"`
 
 	// NamespaceSelector selects the namespaces whose pods may draw from the
@@ -112,7 +115,7 @@ type EIPPoolStatus struct {
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 	// Conditions: Ready (the pool was read from EC2), Exhausted (no free
-	// address).
+	// address), Overlap (addresses another pool selects too).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -123,6 +126,10 @@ type EIPPoolStatus struct {
 const (
 	PoolConditionReady     = "Ready"
 	PoolConditionExhausted = "Exhausted"
+	// PoolConditionOverlap is true while addresses the pool selects are
+	// selected by another pool too: no pool serves them until an admin
+	// resolves it.
+	PoolConditionOverlap = "Overlap"
 )
 
 // EIPPool is a set of Elastic IPs, selected by EC2 tags, that pods of the

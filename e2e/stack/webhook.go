@@ -114,7 +114,8 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 	}
 	s.WebhookURL = url
 
-	cfg := webhook.Configuration(webhook.Registration{Name: WebhookConfigurationName, URL: url, CABundle: ca.CertPEM(), OwnNamespace: Namespace})
+	cfg := webhook.Configuration(webhook.Registration{Name: WebhookConfigurationName, URL: url, CABundle: ca.CertPEM(), OwnNamespace: Namespace,
+		Exempt: []string{Identities.Webhook, Identities.Binder}})
 	if err := ensure(ctx, cfg, s.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()); err != nil {
 		return fmt.Errorf("registering the webhook: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
@@ -152,6 +153,24 @@ func (f *EC2) AddAddress(tags map[string]string) (allocID, publicIP string) {
 	a := &Address{AllocationID: f.newID("eipalloc"), PublicIP: ip, PublicIPv4Pool: amazonPool, Tags: maps.Clone(tags)}
 	f.addresses[a.AllocationID] = a
 	return a.AllocationID, a.PublicIP
+}
+
+// SetTags replaces an address's tags with tags, as an operator retagging
+// it in the console would, keeping those under kube-eip.io/ (kube-eip's).
+func (f *EC2) SetTags(allocID string, tags map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.addresses[allocID]
+	if a == nil {
+		panic("fake: no address " + allocID)
+	}
+	next := maps.Clone(tags)
+	for k, v := range a.Tags {
+		if strings.HasPrefix(k, "kube-eip.io/") {
+			next[k] = v
+		}
+	}
+	a.Tags = next
 }
 
 // AddPublicIPv4Pool registers a BYOIP pool that AllocateAddress accepts.
