@@ -51,7 +51,7 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 	Inject(reinvoked, testHandlerImpl().Config, "c0ffee", nil)
 
 	for _, tc := range []struct {
-		name     string
+		name string
 		pod  *corev1.Pod
 	}{
 		{"auto", full(map[string]string{api.AnnotationMode: "auto"})},
