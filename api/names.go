@@ -4,6 +4,11 @@
 // api/v1alpha1.
 package api
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
 // Prefix starts every key kube-eip owns on a pod.
 const Prefix = "kube-eip.io/"
 
@@ -99,8 +104,8 @@ const (
 const (
 	// TagCluster names the cluster that owns the address.
 	TagCluster = Prefix + "cluster"
-	// TagOwner is the pod ("<namespace>/<name>") the address was allocated
-	// for, or is kept for (sticky).
+	// TagOwner is the pod ("<namespace>/<name>", OwnerTag) the address was
+	// allocated for, or is kept for (sticky).
 	TagOwner = Prefix + "owner"
 	// TagClaim is the pod's claim token, written at allocation: before
 	// allocating again for the same pod the binder looks for it, because
@@ -108,11 +113,49 @@ const (
 	TagClaim = Prefix + "claim"
 	// TagMode is the mode the address was allocated for (auto, sticky).
 	TagMode = Prefix + "mode"
-	// TagController is the pod's controller ("<Kind>/<name>") for sticky
-	// addresses: they are kept while it exists.
+	// TagController is the pod's controller ("<Kind>/<name>",
+	// ControllerTag) for sticky addresses: they are kept while it exists.
 	TagController = Prefix + "controller"
 )
 
 // VPC CNI's annotation naming the branch network interface of a pod that
 // uses security groups for pods.
 const AnnotationPodENI = "vpc.amazonaws.com/pod-eni"
+
+// MaxTagValue is the longest tag value EC2 accepts.
+const MaxTagValue = 256
+
+// OwnerTag is the value of TagOwner for a pod: "<namespace>/<name>", or,
+// where that is longer than EC2 takes, the namespace, as much of the name
+// as fits, "~" (which no Kubernetes name holds) and a hash of the whole
+// name, which no other name gives.
+func OwnerTag(namespace, name string) string { return fitTag(namespace, name) }
+
+// ControllerTag is the value of TagController for a pod's controller:
+// "<Kind>/<name>", shortened as OwnerTag is.
+func ControllerTag(kind, name string) string { return fitTag(kind, name) }
+
+func fitTag(prefix, name string) string {
+	full := prefix + "/" + name
+	if len(full) <= MaxTagValue {
+		return full
+	}
+	sum := sha256.Sum256([]byte(full))
+	hash := hex.EncodeToString(sum[:8])
+	return prefix + "/" + name[:MaxTagValue-len(prefix)-2-len(hash)] + "~" + hash
+}
+
+// ValidClaim reports whether s can be a claim token: kube-eip makes them
+// of 24 hex digits; anything of 1 to 64 lower-case letters, digits and '-'
+// fits the tag it goes into.
+func ValidClaim(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -121,3 +121,26 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// Every tag value kube-eip writes fits EC2's 256 characters, whatever the
+// legal names: the full name where it fits, else a shortened one that no
+// other name gives.
+func TestOwnerTagFitsEC2(t *testing.T) {
+	ns63 := strings.Repeat("n", 63)
+	long := strings.Repeat("p", 253)
+	if got := OwnerTag("games", "relay-0"); got != "games/relay-0" {
+		t.Errorf("OwnerTag of a short name = %q, want it whole", got)
+	}
+	if got := OwnerTag(ns63, strings.Repeat("p", 256-64)); got != ns63+"/"+strings.Repeat("p", 256-64) {
+		t.Errorf("a name that just fits was shortened: %q", got)
+	}
+	a, b := OwnerTag(ns63, long), OwnerTag(ns63, long[:252]+"q")
+	for _, got := range []string{a, b, ControllerTag("StatefulSet", long)} {
+		if len(got) > MaxTagValue || !strings.Contains(got, "~") {
+			t.Errorf("%q (%d characters) does not fit, or is not marked as shortened", got, len(got))
+		}
+	}
+	if !strings.HasPrefix(a, ns63+"/") || a == b || a != OwnerTag(ns63, long) {
+		t.Errorf("shortened tags %q and %q: want the namespace kept, distinct names distinct, the same name the same", a, b)
+	}
+}

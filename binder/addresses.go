@@ -26,7 +26,11 @@ import (
 // person (the event says what to do).
 var errTerminal = errors.New("cannot be retried")
 
+// owner is the pod's identity, "<namespace>/<name>", as reservations
+// record it; ownerTag is the same as EC2 tags take it (api.OwnerTag).
 func owner(pod *corev1.Pod) string { return pod.Namespace + "/" + pod.Name }
+
+func ownerTag(pod *corev1.Pod) string { return api.OwnerTag(pod.Namespace, pod.Name) }
 
 // obtain returns the address of a pod authorize granted: its reservation's,
 // the one allocated for it already, or a new one within the namespace's
@@ -46,12 +50,12 @@ func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod, g grant) (Address,
 	}
 	// Found by claim only together with the pod's name: a claim copied from
 	// another pod finds nothing of that pod's.
-	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim, api.TagOwner: owner(pod)}); ok {
+	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim, api.TagOwner: ownerTag(pod)}); ok {
 		return a, nil
 	}
 	if g.req.Mode == api.ModeSticky {
 		// Kept for this pod's name since an earlier incarnation.
-		if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagMode: string(api.ModeSticky), api.TagOwner: owner(pod)}); ok {
+		if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagMode: string(api.ModeSticky), api.TagOwner: ownerTag(pod)}); ok {
 			return a, nil
 		}
 	}
@@ -127,7 +131,7 @@ func (b *Binder) findUncertain(ctx context.Context, pod *corev1.Pod) (Address, b
 	}
 	found, err := b.describe(ctx, &ec2.DescribeAddressesInput{Filters: []types.Filter{
 		{Name: aws.String("tag:" + api.TagClaim), Values: []string{claim}},
-		{Name: aws.String("tag:" + api.TagOwner), Values: []string{owner(pod)}},
+		{Name: aws.String("tag:" + api.TagOwner), Values: []string{ownerTag(pod)}},
 		{Name: aws.String("tag:" + api.TagCluster), Values: []string{b.Cluster}},
 	}})
 	if err != nil {
@@ -142,11 +146,11 @@ func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request
 	tags := map[string]string{
 		api.TagCluster: b.Cluster,
 		api.TagClaim:   claim,
-		api.TagOwner:   owner(pod),
+		api.TagOwner:   ownerTag(pod),
 		api.TagMode:    string(req.Mode),
 	}
 	if ref := metav1.GetControllerOf(pod); ref != nil && req.Mode == api.ModeSticky {
-		tags[api.TagController] = ref.Kind + "/" + ref.Name
+		tags[api.TagController] = api.ControllerTag(ref.Kind, ref.Name)
 	}
 	in := &ec2.AllocateAddressInput{
 		Domain:            types.DomainTypeVpc,

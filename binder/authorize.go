@@ -56,7 +56,7 @@ func (b *Binder) authorize(ctx context.Context, pod *corev1.Pod) (grant, error) 
 		return grant{}, fmt.Errorf("reading namespace %s: %w", pod.Namespace, err)
 	}
 	req, problems, _ := api.ParseRequest(pod.Annotations)
-	if len(problems) > 0 || req == nil || pod.Annotations[api.AnnotationClaim] == "" {
+	if len(problems) > 0 || req == nil || !api.ValidClaim(pod.Annotations[api.AnnotationClaim]) {
 		return grant{}, refuse("the pod carries kube-eip's label but was not admitted by kube-eip (no valid request and claim); recreate it in a namespace labelled %s=%s",
 			api.LabelInjection, api.InjectionEnabled)
 	}

@@ -13,8 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-eip/kube-eip/api"
@@ -533,5 +536,59 @@ func TestSweepDuringABurst(t *testing.T) {
 		if !ok || a.PrivateIP != p.Status.PodIP || a.PublicIP != p.Labels[api.LabelPublicIP] {
 			t.Errorf("%s: address %+v, want on %s and labelled", name, a, p.Status.PodIP)
 		}
+	}
+}
+
+// The longest legal namespace and pod name bind: their owner tag is
+// shortened to fit EC2, and found again by a binder that restarted; a
+// sticky address of a controller with the longest name is kept while the
+// controller exists.
+func TestTheLongestNamesBind(t *testing.T) {
+	ns := strings.Repeat("n", 63)
+	name := strings.Repeat("p", 253)
+	set := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: strings.Repeat("s", 253), UID: "uid-set"}}
+	pod := managedPod(name, "10.0.1.11", inNamespace(ns), withAnnotations(api.AnnotationMode, string(api.ModeSticky), api.AnnotationClaim, "0123456789abcdef01234567"), func(p *corev1.Pod) {
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: set.Name, UID: set.UID, Controller: ptr.To(true)}}
+	})
+	e := newEnv(t, servedNamespace(ns), set)
+	e.start()
+	e.create(pod)
+	e.mustReconcileAt(ns, name)
+	bound := e.podAt(ns, name)
+	allocID := bound.Annotations[api.AnnotationAllocationID]
+	if allocID == "" {
+		t.Fatalf("not bound: %v", e.events())
+	}
+	tags := e.address(allocID).Tags
+	if tags[api.TagOwner] != api.OwnerTag(ns, name) || len(tags[api.TagController]) > api.MaxTagValue {
+		t.Errorf("tags %v", tags)
+	}
+
+	// A new binder knows nothing but what EC2 and the API server say.
+	e.b = New(e.b.Config)
+	e.start()
+	before := e.calls()
+	e.mustReconcileAt(ns, name)
+	if calls := e.callsSince(before); calls["AllocateAddress"] != 0 || calls["AssociateAddress"] != 0 {
+		t.Errorf("a restarted binder did not find the address again: %v", calls)
+	}
+	// Its pod deleted, the sticky address stays while the StatefulSet does.
+	e.deleteAt(ns, name)
+	e.mustReconcileAt(ns, name)
+	e.clock.Step(2 * testGrace)
+	e.sweep()
+	e.clock.Step(2 * testGrace)
+	e.sweep()
+	if !e.addressExists(allocID) {
+		t.Fatal("the sticky address of a StatefulSet that exists was released")
+	}
+	if err := e.client.Delete(e.ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	e.sweep()
+	e.clock.Step(2 * testGrace)
+	e.sweep()
+	if e.addressExists(allocID) {
+		t.Error("the sticky address outlived its StatefulSet")
 	}
 }

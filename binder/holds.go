@@ -30,7 +30,7 @@ func holds(addr Address, pod *corev1.Pod, res *v1alpha1.EIPReservation, cluster 
 	if res != nil && res.Name == addr.AllocationID {
 		return len(madeFor(res, pod)) == 0 && (res.Status.PodUID == "" || res.Status.PodUID == string(pod.UID))
 	}
-	if addr.Tags[api.TagCluster] != cluster || addr.Tags[api.TagClaim] == "" || addr.Tags[api.TagOwner] != owner(pod) {
+	if addr.Tags[api.TagCluster] != cluster || addr.Tags[api.TagClaim] == "" || addr.Tags[api.TagOwner] != ownerTag(pod) {
 		return false
 	}
 	if id := pod.Annotations[api.AnnotationAllocationID]; id != "" && id != addr.AllocationID {

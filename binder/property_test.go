@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/authz"
+	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -30,7 +31,8 @@ var (
 // the webhook admits them, beside pods that never passed admission and
 // carry random subsets of kube-eip's keys (copied claims, reservations,
 // allocation and association ids of other pods), in namespaces that opted
-// in or not, with pools open to them or not; created, deleted and recreated
+// in or not, with pools open to them or not, pools whose selectors overlap
+// and one that selects kube-eip's own tags; created, deleted and recreated
 // in random order, with the sweep running and the binder restarted at
 // random. After every step, whatever the binder did:
 //   - an associated address is on the IP of a pod that exists;
@@ -38,7 +40,9 @@ var (
 //   - a pool's address is associated only with a pod of a namespace the
 //     pool is open to, through the reservation made for that pod;
 //   - an address kube-eip allocated is associated only with the pod its
-//     tags name (and, for auto, carrying its claim).
+//     tags name (and, for auto, carrying its claim);
+//   - no address is labelled on two pods;
+//   - no address a Retain pool selects is ever released.
 //
 // Once everything is deleted, no address kube-eip allocated is left.
 func TestAddressesGoOnlyToAuthorizedPods(t *testing.T) {
@@ -79,6 +83,9 @@ type world struct {
 	freeIPs []string
 	serial  int
 	history []string
+	// retained are the addresses a Retain pool selects: they are never
+	// released, whatever other pool selects them too.
+	retained []string
 }
 
 // The namespaces: a and b opted in (b capped at two addresses), c not.
@@ -99,17 +106,38 @@ func newWorld(t *testing.T, seed uint64) *world {
 		w.ns[name] = ns
 		objs = append(objs, ns)
 	}
-	for _, p := range []struct{ name, tenant string }{{"pa", "a"}, {"pb", "b"}, {"pc", "c"}} {
-		pool := eipPool(p.name, map[string]string{"team": p.name}, v1alpha1.ReleasePolicyRetain)
+	// pa keeps its addresses, pb gives them back to AWS. px selects by
+	// another key, which some of pa's addresses carry too; self selects
+	// every address kube-eip tagged (its own tags: the CRD refuses such a
+	// selector, an old pool may still have one).
+	for _, p := range []struct {
+		name, tenant string
+		selector     map[string]string
+		policy       v1alpha1.ReleasePolicy
+	}{
+		{"pa", "a", map[string]string{"team": "pa"}, v1alpha1.ReleasePolicyRetain},
+		{"pb", "b", map[string]string{"team": "pb"}, v1alpha1.ReleasePolicyRelease},
+		{"pc", "c", map[string]string{"team": "pc"}, v1alpha1.ReleasePolicyRetain},
+		{"px", "a", map[string]string{"env": "shared"}, v1alpha1.ReleasePolicyRelease},
+		{"self", "b", map[string]string{api.TagCluster: ""}, v1alpha1.ReleasePolicyRelease},
+	} {
+		if p.name == "self" && seed%2 == 0 {
+			continue
+		}
+		pool := eipPool(p.name, p.selector, p.policy)
 		pool.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": p.tenant}}
 		w.pools = append(w.pools, pool)
 		objs = append(objs, pool)
 	}
 	w.e = newEnv(t, objs...)
 	w.e.ec2.SetQuota(-1)
-	for _, p := range w.pools {
-		for range 2 {
-			w.e.ec2.AddAddress(p.Spec.TagSelector)
+	for _, tags := range []map[string]string{
+		{"team": "pa"}, {"team": "pa"}, {"team": "pa", "env": "shared"},
+		{"team": "pb"}, {"team": "pb"}, {"team": "pc"}, {"env": "shared"}, {"env": "shared"},
+	} {
+		id, _ := w.e.ec2.AddAddress(tags)
+		if tags["team"] == "pa" || tags["team"] == "pc" {
+			w.retained = append(w.retained, id)
 		}
 	}
 	for i := 11; i <= 30; i++ {
@@ -209,6 +237,9 @@ func (w *world) admit() string {
 	withPool := mode == api.ModePool || mode == api.ModeSticky && w.rng.IntN(2) == 0
 	if withPool {
 		pool := "p" + ns
+		if w.rng.IntN(3) == 0 {
+			pool = map[string]string{"a": "px", "b": "self"}[ns]
+		}
 		pod.Annotations[api.AnnotationPool] = pool
 		res := w.reserve(pod, pool, mode)
 		if res == nil {
@@ -236,8 +267,19 @@ func (w *world) reserve(pod *corev1.Pod, pool string, mode api.Mode) *v1alpha1.E
 		}
 		taken[r.Name] = true
 	}
+	p := w.poolNamed(pool)
+	if p == nil {
+		return nil
+	}
+	// The webhook reserves from the pool's status, which the binder writes.
+	listed := map[string]bool{}
+	for _, a := range w.e.pool(pool).Status.Addresses {
+		if !a.AssociatedElsewhere {
+			listed[a.AllocationID] = true
+		}
+	}
 	for _, a := range w.e.ec2.Addresses() {
-		if a.Tags["team"] != pool || taken[a.AllocationID] || a.AssociationID != "" {
+		if !listed[a.AllocationID] || taken[a.AllocationID] || a.AssociationID != "" {
 			continue
 		}
 		res := reservationFor(pod, pool, a.AllocationID, a.PublicIP, rmode)
@@ -430,15 +472,19 @@ func (w *world) check() error {
 		if !authz.Served(w.ns[p.Namespace]) {
 			return fmt.Errorf("%s, of a namespace that did not opt in", who)
 		}
-		if team := a.Tags["team"]; team != "" {
-			pool := w.poolNamed(team)
-			if !authz.OpenTo(pool, w.ns[p.Namespace]) {
-				return fmt.Errorf("%s, of a namespace pool %s is not open to", who, team)
-			}
+		if a.Tags[api.TagClaim] == "" {
+			// A pool's address: through the reservation made for this pod,
+			// of a pool that selects it and is open to the pod's namespace.
 			r, ok := reserved[a.AllocationID]
-			switch {
-			case !ok:
+			if !ok {
 				return fmt.Errorf("%s without a reservation", who)
+			}
+			pool := w.poolNamed(r.Spec.Pool)
+			switch {
+			case pool == nil || !pools.Selects(pool.Spec.TagSelector, a.Tags):
+				return fmt.Errorf("%s, through pool %s, which does not select it", who, r.Spec.Pool)
+			case !authz.OpenTo(pool, w.ns[p.Namespace]):
+				return fmt.Errorf("%s, of a namespace pool %s is not open to", who, r.Spec.Pool)
 			case r.Spec.PodNamespace != p.Namespace || r.Spec.Claim != p.Annotations[api.AnnotationClaim] || r.Status.PodUID != string(p.UID):
 				return fmt.Errorf("%s, but reserved for %s claim %s uid %s", who, r.Spec.PodNamespace, r.Spec.Claim, r.Status.PodUID)
 			case r.Spec.Mode == v1alpha1.ReservationModeSticky && r.Spec.StickyOwner != owner(p):
@@ -453,6 +499,24 @@ func (w *world) check() error {
 			return fmt.Errorf("%s, whose claim %s is not the address's %s", who, p.Annotations[api.AnnotationClaim], a.Tags[api.TagClaim])
 		}
 	}
+	// No address is held by two pods: the binder's label says whose it is.
+	labelled := map[string]string{}
+	for i := range pods {
+		ip := pods[i].Labels[api.LabelPublicIP]
+		if ip == "" {
+			continue
+		}
+		if other, ok := labelled[ip]; ok {
+			return fmt.Errorf("%s is on both %s and %s", ip, other, owner(&pods[i]))
+		}
+		labelled[ip] = owner(&pods[i])
+	}
+	// An address a Retain pool selects is never released.
+	for _, id := range w.retained {
+		if !w.e.addressExists(id) {
+			return fmt.Errorf("address %s of a Retain pool was released", id)
+		}
+	}
 	return nil
 }
 
@@ -462,6 +526,5 @@ func (w *world) poolNamed(name string) *v1alpha1.EIPPool {
 			return p
 		}
 	}
-	w.t.Fatalf("no pool %s", name)
 	return nil
 }

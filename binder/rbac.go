@@ -11,6 +11,6 @@ package binder
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools/status;eipreservations/status,verbs=patch;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets;daemonsets,verbs=get
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
+// +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets;daemonsets,verbs=get;list
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update

@@ -101,7 +101,7 @@ func (b *Binder) allocatedFor(ctx context.Context, pod *corev1.Pod) (Address, bo
 	if claim == "" {
 		return Address{}, false, nil
 	}
-	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim, api.TagOwner: owner(pod)}); ok && holds(a, pod, nil, b.Cluster) {
+	if a, ok := b.inv.find(map[string]string{api.TagCluster: b.Cluster, api.TagClaim: claim, api.TagOwner: ownerTag(pod)}); ok && holds(a, pod, nil, b.Cluster) {
 		return a, true, nil
 	}
 	a, found, err := b.findUncertain(ctx, pod)

@@ -74,7 +74,7 @@ func indexPods(pods []corev1.Pod) podIndex {
 	ix := podIndex{byName: map[string]*corev1.Pod{}, byUID: map[string]*corev1.Pod{}, byClaim: map[string][]*corev1.Pod{}}
 	for i := range pods {
 		p := &pods[i]
-		ix.byName[owner(p)] = p
+		ix.byName[ownerTag(p)] = p
 		ix.byUID[string(p.UID)] = p
 		if c := p.Annotations[api.AnnotationClaim]; c != "" {
 			key := p.Namespace + "/" + c
@@ -305,6 +305,22 @@ func (b *Binder) controllerGone(ctx context.Context, a Address) (bool, error) {
 	gvk, known := controllerKinds[kind]
 	if !known {
 		return false, nil // unknown kinds are kept: a person decides
+	}
+	if strings.Contains(name, "~") {
+		// A name too long for the tag, shortened (api.ControllerTag): look
+		// among the namespace's controllers of that kind for the one it
+		// names.
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := b.APIReader.List(ctx, list, client.InNamespace(ns)); err != nil {
+			return false, fmt.Errorf("looking up %s %s in %s: %w", kind, name, ns, err)
+		}
+		for _, item := range list.Items {
+			if api.ControllerTag(kind, item.Name) == ref {
+				return false, nil
+			}
+		}
+		return true, nil
 	}
 	obj := &metav1.PartialObjectMetadata{}
 	obj.SetGroupVersionKind(gvk)

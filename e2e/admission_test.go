@@ -314,7 +314,7 @@ func newEIPNamespace(t testing.TB, labels map[string]string) string {
 // waits until admission in ns sees it.
 func newPool(t *testing.T, ns, name string, nsLabels map[string]string, n int32) string {
 	t.Helper()
-	tag := map[string]string{"kube-eip.io/e2e-pool": name + "-" + strings.ToLower(rand.Text()[:6])}
+	tag := map[string]string{"e2e.kube-eip.io/pool": name + "-" + strings.ToLower(rand.Text()[:6])}
 	pool := &v1alpha1.EIPPool{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-"},
 		Spec: v1alpha1.EIPPoolSpec{

@@ -475,7 +475,7 @@ func TestBYOIPRangesAreOpenOnlyWhereAnAdminOpenedThem(t *testing.T) {
 	grows := &v1alpha1.EIPPool{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "byoip-"},
 		Spec: v1alpha1.EIPPoolSpec{
-			TagSelector:       map[string]string{"kube-eip.io/e2e-pool": "byoip-" + ns},
+			TagSelector:       map[string]string{"e2e.kube-eip.io/pool": "byoip-" + ns},
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": "someone-else"}},
 			Growth:            &v1alpha1.PoolGrowth{PublicIPv4Pool: byoipPool, MaxAddresses: 1},
 		},

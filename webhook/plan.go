@@ -6,6 +6,7 @@ package webhook
 
 import (
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -87,7 +88,7 @@ func Decide(in Input) Plan {
 	// A claim already on the pod is kept only on a reinvocation, when no
 	// pod carries it yet. Copied from a live pod's manifest it would tie
 	// this pod to that pod's address.
-	if claim := pod.Annotations[api.AnnotationClaim]; claim != "" && !in.State.ClaimInUse(claim) {
+	if claim := pod.Annotations[api.AnnotationClaim]; api.ValidClaim(claim) && !in.State.ClaimInUse(claim) {
 		plan.Claim = claim
 		if p := in.Prior; p != nil && p.Spec.Claim == claim && p.Spec.PodNamespace == pod.Namespace && p.Status.PodUID == "" {
 			// The first pass reserved this for the same pod.
@@ -125,7 +126,12 @@ func Decide(in Input) Plan {
 			return plan
 		}
 	}
-	plan.Candidates = candidates(pool, owner, in.State)
+	pinnedTo := []string{owner}
+	if owner != "" {
+		// A stickyTag too long for EC2 holds the shortened form.
+		pinnedTo = append(pinnedTo, api.OwnerTag(pod.Namespace, pod.Name))
+	}
+	plan.Candidates = candidates(pool, pinnedTo, in.State)
 	if len(plan.Candidates) == 0 {
 		return deny(plan, authz.PoolKey(req), exhausted(pool))
 	}
@@ -141,16 +147,17 @@ func deny(plan Plan, key, msg string) Plan {
 }
 
 // candidates lists the pool's addresses that can be reserved: pinned to
-// owner first (sticky), then free ones. Addresses pinned to another pod
+// the pod's identity first (sticky: owner, in each form it may be written),
+// then free ones. Addresses pinned to another pod
 // identity, associated outside kube-eip or reserved are left out.
-func candidates(pool *v1alpha1.EIPPool, owner string, state State) []v1alpha1.PoolAddress {
+func candidates(pool *v1alpha1.EIPPool, owner []string, state State) []v1alpha1.PoolAddress {
 	var pinned, free []v1alpha1.PoolAddress
 	for _, a := range pool.Status.Addresses {
 		if a.AssociatedElsewhere || state.Reserved(a.AllocationID) {
 			continue
 		}
 		switch {
-		case owner != "" && a.StickyOwner == owner:
+		case a.StickyOwner != "" && slices.Contains(owner, a.StickyOwner):
 			pinned = append(pinned, a)
 		case a.StickyOwner == "":
 			free = append(free, a)

@@ -245,6 +245,10 @@ func TestDecideTellsReinvocationFromACopiedManifest(t *testing.T) {
 	if plan := Decide(Input{Pod: newPod("a", auto), Namespace: ns, State: state}); plan.Claim != "c2" {
 		t.Errorf("auto reinvocation: claim %q, want c2 kept", plan.Claim)
 	}
+	long := map[string]string{api.AnnotationMode: "auto", api.AnnotationClaim: strings.Repeat("c", 300)}
+	if plan := Decide(Input{Pod: newPod("a", long), Namespace: ns, State: state}); plan.Claim != "" {
+		t.Errorf("a claim too long for its tag was kept")
+	}
 	state.claims = map[string]bool{"c2": true}
 	if plan := Decide(Input{Pod: newPod("a", auto), Namespace: ns, State: state}); plan.Claim != "" {
 		t.Errorf("auto copied from a live pod: claim %q kept, want a new one", plan.Claim)

@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
 // WebhookName is the name of kube-eip's webhook inside its configuration.
@@ -46,19 +47,57 @@ func celList(items []string) string {
 	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
+// clientConfig is how the API server reaches path of the webhook.
+func (reg Registration) clientConfig(path string) admissionregistrationv1.WebhookClientConfig {
+	cc := admissionregistrationv1.WebhookClientConfig{CABundle: reg.CABundle}
+	if reg.URL != "" {
+		cc.URL = ptr.To(strings.TrimSuffix(reg.URL, "/") + path)
+	} else {
+		svc := *reg.Service
+		svc.Path = ptr.To(path)
+		cc.Service = &svc
+	}
+	return cc
+}
+
+// PoolsWebhookName is the name of the EIPPool webhook inside its
+// configuration.
+const PoolsWebhookName = "eippools.kube-eip.io"
+
+// PoolsConfiguration returns the ValidatingWebhookConfiguration that sends
+// EIPPool creates and updates to the webhook, which refuses a pool whose
+// selector certainly shares addresses with another's (PoolHandler).
+func PoolsConfiguration(reg Registration) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	if reg.TimeoutSeconds == 0 {
+		reg.TimeoutSeconds = 5
+	}
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: reg.Name},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    PoolsWebhookName,
+			ClientConfig:            reg.clientConfig(PoolsPath),
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			TimeoutSeconds:          ptr.To(reg.TimeoutSeconds),
+			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{v1alpha1.GroupVersion.Group}, APIVersions: []string{"*"}, Resources: []string{"eippools"},
+					Scope: ptr.To(admissionregistrationv1.ClusterScope),
+				},
+			}},
+		}},
+	}
+}
+
 // Configuration returns the MutatingWebhookConfiguration for reg.
 func Configuration(reg Registration) *admissionregistrationv1.MutatingWebhookConfiguration {
 	if reg.TimeoutSeconds == 0 {
 		reg.TimeoutSeconds = 5
 	}
-	clientConfig := admissionregistrationv1.WebhookClientConfig{CABundle: reg.CABundle}
-	if reg.URL != "" {
-		clientConfig.URL = ptr.To(strings.TrimSuffix(reg.URL, "/") + Path)
-	} else {
-		svc := *reg.Service
-		svc.Path = ptr.To(Path)
-		clientConfig.Service = &svc
-	}
+	clientConfig := reg.clientConfig(Path)
 	excluded := []string{metav1.NamespaceSystem}
 	if reg.OwnNamespace != "" && reg.OwnNamespace != metav1.NamespaceSystem {
 		excluded = append(excluded, reg.OwnNamespace)

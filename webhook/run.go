@@ -133,9 +133,14 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 	srv, err := server.Start(ctx, server.Options{
 		Addr:  opts.Addr,
 		Certs: opts.Certs,
-		Handlers: map[string]http.Handler{Path: &admission.Webhook{Handler: handler, LogConstructor: func(_ logr.Logger, req *admission.Request) logr.Logger {
-			return admission.DefaultLogConstructor(log.WithName("admission"), req)
-		}}},
+		Handlers: map[string]http.Handler{
+			Path: &admission.Webhook{Handler: handler, LogConstructor: func(_ logr.Logger, req *admission.Request) logr.Logger {
+				return admission.DefaultLogConstructor(log.WithName("admission"), req)
+			}},
+			PoolsPath: &admission.Webhook{Handler: &PoolHandler{Pools: CacheState{Reader: mgr.GetCache()}}, LogConstructor: func(_ logr.Logger, req *admission.Request) logr.Logger {
+				return admission.DefaultLogConstructor(log.WithName("pools"), req)
+			}},
+		},
 		Readiness: []func() error{func() error {
 			if !synced.Load() {
 				return errors.New("informer caches not synced yet")

@@ -101,24 +101,22 @@ func PoolKey(req *api.Request) string {
 
 // Pool finds the request's EIPPool and checks it is open to the namespace.
 func Pool(req *api.Request, ns *corev1.Namespace, pools Pools) (*v1alpha1.EIPPool, *api.Problem) {
-	var pool *v1alpha1.EIPPool
 	if req.LegacyTagKey != "" {
-		if pool = legacyPool(req, pools.Pools()); pool == nil {
-			return nil, &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf(
-				"no EIPPool selects addresses by the tag key %q; create one: {apiVersion: kube-eip.io/v1alpha1, kind: EIPPool, metadata: {name: %s}, spec: {tagSelector: {%q: \"\"}%s, namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}}}",
-				req.LegacyTagKey, legacyPoolName(req.LegacyTagKey), req.LegacyTagKey, stickyTagField(req), ns.Name)}
-		}
-	} else {
-		var ok bool
-		if pool, ok = pools.Pool(req.Pool); !ok {
-			return nil, &api.Problem{Key: api.AnnotationPool, Message: fmt.Sprintf("EIPPool %q does not exist; %s", req.Pool, openPools(ns, pools))}
-		}
+		return legacyPool(req, ns, pools.Pools())
+	}
+	pool, ok := pools.Pool(req.Pool)
+	if !ok {
+		return nil, &api.Problem{Key: api.AnnotationPool, Message: fmt.Sprintf("EIPPool %q does not exist; %s", req.Pool, openPools(ns, pools))}
 	}
 	if !OpenTo(pool, ns) {
-		return nil, &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf("EIPPool %q is not open to namespace %q (its namespaceSelector does not select it); %s",
-			pool.Name, ns.Name, openPools(ns, pools))}
+		return nil, notOpen(req, pool, ns, pools)
 	}
 	return pool, nil
+}
+
+func notOpen(req *api.Request, pool *v1alpha1.EIPPool, ns *corev1.Namespace, pools Pools) *api.Problem {
+	return &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf("EIPPool %q is not open to namespace %q (its namespaceSelector does not select it); %s",
+		pool.Name, ns.Name, openPools(ns, pools))}
 }
 
 // PublicIPv4Pool checks the BYOIP source of an auto request. Amazon's own
@@ -176,26 +174,45 @@ func OverCap(ns *corev1.Namespace, held int) *api.Problem {
 }
 
 // legacyPool finds the EIPPool of an aws-pod-eip-controller fixed-tag
-// request: the one whose selector is exactly the tag key (and, for
-// fixed-tag-value, whose stickyTag is that key).
-func legacyPool(req *api.Request, pools []v1alpha1.EIPPool) *v1alpha1.EIPPool {
-	// In name order, so that the same pods get the same pool every time.
-	pools = slices.Clone(pools)
-	slices.SortFunc(pools, func(a, b v1alpha1.EIPPool) int { return strings.Compare(a.Name, b.Name) })
-	for i := range pools {
-		p := &pools[i]
-		if len(p.Spec.TagSelector) != 1 || p.Spec.TagSelector[req.LegacyTagKey] != "" {
+// request: the one pool open to the namespace whose selector is exactly
+// the tag key (and, for fixed-tag-value, whose stickyTag is that key). The
+// legacy annotations cannot choose between several: the pod is then told
+// to name one with kube-eip.io/pool.
+func legacyPool(req *api.Request, ns *corev1.Namespace, all []v1alpha1.EIPPool) (*v1alpha1.EIPPool, *api.Problem) {
+	var selecting, open []*v1alpha1.EIPPool
+	for i := range all {
+		p := &all[i]
+		v, ok := p.Spec.TagSelector[req.LegacyTagKey]
+		if len(p.Spec.TagSelector) != 1 || !ok || v != "" || req.Mode == api.ModeSticky && p.Spec.StickyTag != req.LegacyTagKey {
 			continue
 		}
-		if _, ok := p.Spec.TagSelector[req.LegacyTagKey]; !ok {
-			continue
+		selecting = append(selecting, p)
+		if OpenTo(p, ns) {
+			open = append(open, p)
 		}
-		if req.Mode == api.ModeSticky && p.Spec.StickyTag != req.LegacyTagKey {
-			continue
-		}
-		return p
 	}
-	return nil
+	byName := func(a, b *v1alpha1.EIPPool) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(selecting, byName)
+	slices.SortFunc(open, byName)
+	switch {
+	case len(open) == 1:
+		return open[0], nil
+	case len(open) > 1:
+		names := make([]string, len(open))
+		for i, p := range open {
+			names[i] = p.Name
+		}
+		return nil, &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf(
+			"EIPPools %s all select addresses by the tag key %q and are open to namespace %q; choose one: add %s: %s and %s: <one of them>",
+			strings.Join(names, ", "), req.LegacyTagKey, ns.Name, api.AnnotationMode, req.Mode, api.AnnotationPool)}
+	case len(selecting) > 0:
+		return nil, &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf("EIPPool %q selects addresses by the tag key %q but is not open to namespace %q (its namespaceSelector does not select it)",
+			selecting[0].Name, req.LegacyTagKey, ns.Name)}
+	default:
+		return nil, &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf(
+			"no EIPPool selects addresses by the tag key %q; create one: {apiVersion: kube-eip.io/v1alpha1, kind: EIPPool, metadata: {name: %s}, spec: {tagSelector: {%q: \"\"}%s, namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}}}",
+			req.LegacyTagKey, legacyPoolName(req.LegacyTagKey), req.LegacyTagKey, stickyTagField(req), ns.Name)}
+	}
 }
 
 func legacyPoolName(tagKey string) string {

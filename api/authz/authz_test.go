@@ -45,10 +45,13 @@ func TestCheck(t *testing.T) {
 		pool("open", map[string]string{"team": "a"}, map[string]string{"tenant": "a"}),
 		pool("closed", map[string]string{"team": "b"}, map[string]string{"tenant": "b"}),
 		pool("unset", map[string]string{"team": "c"}, nil),
-		// Two pools of one legacy tag key: the first by name is used, every
-		// time.
+		// Two pools of one legacy tag key open to "a", one of another key
+		// open to "a" and one to "b".
 		pool("legacy-b", map[string]string{"pec": ""}, map[string]string{"tenant": "a"}),
 		pool("legacy-a", map[string]string{"pec": ""}, map[string]string{"tenant": "a"}),
+		pool("mine", map[string]string{"k2": ""}, map[string]string{"tenant": "a"}),
+		pool("theirs", map[string]string{"k2": ""}, map[string]string{"tenant": "b"}),
+		pool("closed-only", map[string]string{"k3": ""}, map[string]string{"tenant": "b"}),
 		growing,
 	}
 	for _, tc := range []struct {
@@ -69,10 +72,14 @@ func TestCheck(t *testing.T) {
 		{name: "sticky with a pool", ns: ns, req: api.Request{Mode: api.ModeSticky, Pool: "open"}, pool: "open"},
 		{name: "sticky without a pool", ns: ns, req: api.Request{Mode: api.ModeSticky}},
 		{name: "pool closed", ns: ns, req: api.Request{Mode: api.ModePool, Pool: "closed"},
-			problem: `kube-eip.io/pool: EIPPool "closed" is not open to namespace "a" (its namespaceSelector does not select it); pools open to namespace "a": grows, legacy-a, legacy-b, open`},
+			problem: `kube-eip.io/pool: EIPPool "closed" is not open to namespace "a" (its namespaceSelector does not select it); pools open to namespace "a": grows, legacy-a, legacy-b, mine, open`},
 		{name: "pool without a selector is open to none", ns: ns, req: api.Request{Mode: api.ModePool, Pool: "unset"}, problem: `EIPPool "unset" is not open`},
 		{name: "pool missing", ns: ns, req: api.Request{Mode: api.ModePool, Pool: "nope"}, problem: `kube-eip.io/pool: EIPPool "nope" does not exist`},
-		{name: "legacy, the first pool by name", ns: ns, req: api.Request{Mode: api.ModePool, LegacyTagKey: "pec", Legacy: true}, pool: "legacy-a"},
+		{name: "legacy, two pools open", ns: ns, req: api.Request{Mode: api.ModePool, LegacyTagKey: "pec", Legacy: true},
+			problem: api.LegacyAnnotationTag + `: EIPPools legacy-a, legacy-b all select addresses by the tag key "pec" and are open to namespace "a"; choose one: add kube-eip.io/mode: pool and kube-eip.io/pool: <one of them>`},
+		{name: "legacy, the one pool open", ns: ns, req: api.Request{Mode: api.ModePool, LegacyTagKey: "k2", Legacy: true}, pool: "mine"},
+		{name: "legacy, a pool not open", ns: ns, req: api.Request{Mode: api.ModePool, LegacyTagKey: "k3", Legacy: true},
+			problem: `EIPPool "closed-only" selects addresses by the tag key "k3" but is not open to namespace "a"`},
 		{name: "legacy without a pool", ns: ns, req: api.Request{Mode: api.ModePool, LegacyTagKey: "other", Legacy: true},
 			problem: api.LegacyAnnotationTag + `: no EIPPool selects addresses by the tag key "other"`},
 		{name: "BYOIP an open pool grows from", ns: ns, req: api.Request{Mode: api.ModeAuto, PublicIPv4Pool: "ipv4pool-ec2-0123456789abcdef0"}},

@@ -52,12 +52,24 @@ type initRun struct {
 	waitReason, waitMessage string
 }
 
+// podDirName names a pod's folder "<namespace>_<name>_<uid>", so that a
+// person finds it; the longest legal names would exceed a file name's 255
+// bytes, so the name is cut there, and the UID keeps it unique.
+func podDirName(pod *corev1.Pod) string {
+	const nameMax = 255
+	name := pod.Name
+	if over := len(pod.Namespace) + len(name) + len(pod.UID) + 2 - nameMax; over > 0 {
+		name = name[:len(name)-over]
+	}
+	return pod.Namespace + "_" + name + "_" + string(pod.UID)
+}
+
 func (k *Kubelet) newPodState(pod *corev1.Pod) *podState {
 	st := &podState{
 		key:       pod.Namespace + "/" + pod.Name,
 		uid:       pod.UID,
 		node:      pod.Spec.NodeName,
-		dir:       filepath.Join(k.workDir, "pods", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID)),
+		dir:       filepath.Join(k.workDir, "pods", podDirName(pod)),
 		startTime: metav1.NewTime(time.Now().Truncate(time.Second)),
 	}
 	if pod.Status.StartTime != nil {

@@ -114,10 +114,13 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 	}
 	s.WebhookURL = url
 
-	cfg := webhook.Configuration(webhook.Registration{Name: WebhookConfigurationName, URL: url, CABundle: ca.CertPEM(), OwnNamespace: Namespace,
-		Exempt: []string{Identities.Webhook, Identities.Binder}})
-	if err := ensure(ctx, cfg, s.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()); err != nil {
+	reg := webhook.Registration{Name: WebhookConfigurationName, URL: url, CABundle: ca.CertPEM(), OwnNamespace: Namespace,
+		Exempt: []string{Identities.Webhook, Identities.Binder}}
+	if err := ensure(ctx, webhook.Configuration(reg), s.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()); err != nil {
 		return fmt.Errorf("registering the webhook: %w", err)
+	}
+	if err := ensure(ctx, webhook.PoolsConfiguration(reg), s.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations()); err != nil {
+		return fmt.Errorf("registering the EIPPool webhook: %w", err)
 	}
 	return nil
 }

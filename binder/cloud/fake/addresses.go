@@ -80,6 +80,10 @@ func tagMap(tags []types.Tag) (map[string]string, error) {
 			return nil, invalidValue("Tag key must not be empty")
 		case strings.HasPrefix(strings.ToLower(k), "aws:"):
 			return nil, invalidValue("Tag keys starting with 'aws:' are reserved for internal use")
+		case len(k) > 128:
+			return nil, invalidValue("Tag key exceeds the maximum length of 128 characters")
+		case len(aws.ToString(t.Value)) > 256:
+			return nil, invalidValue("Tag value exceeds the maximum length of 256 characters")
 		}
 		out[k] = aws.ToString(t.Value)
 	}
