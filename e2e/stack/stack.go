@@ -84,7 +84,8 @@ type Stack struct {
 
 	dir         string
 	tempDir     bool
-	stopWebhook func() error
+	webhook     *controlplane.Child
+	runWebhook  func(context.Context) error
 	binder      *controlplane.Child
 	// kubeconfigs are the webhook's and the binder's, by component: each
 	// runs as its own service account.
@@ -207,9 +208,7 @@ func (s *Stack) Stop() error {
 		s.Nodes.Stop()
 	}
 	s.StopBinder()
-	if s.stopWebhook != nil {
-		errs = append(errs, s.stopWebhook())
-	}
+	s.StopWebhook()
 	if s.EC2 != nil {
 		errs = append(errs, s.EC2.Close())
 	}

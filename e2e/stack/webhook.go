@@ -97,19 +97,19 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 	if opts.ClaimTTL > 0 {
 		args = append(args, "--claim-ttl="+opts.ClaimTTL.String())
 	}
+	url := "https://" + addr
 	// The real binary, as a pod would run it: its own process, flags and
 	// kubeconfig, so the end-to-end tests cover the command line too.
-	child, err := controlplane.StartChild("kube-eip-webhook", opts.KubeEIPBinary, s.ControlPlane.LogDir, args,
-		[]string{"KUBECONFIG=" + s.kubeconfigs["webhook"]})
-	if err != nil {
-		return fmt.Errorf("starting the webhook: %w", err)
+	s.runWebhook = func(ctx context.Context) error {
+		child, err := controlplane.StartChild("kube-eip-webhook", opts.KubeEIPBinary, s.ControlPlane.LogDir, args,
+			[]string{"KUBECONFIG=" + s.kubeconfigs["webhook"]})
+		if err != nil {
+			return fmt.Errorf("starting the webhook: %w", err)
+		}
+		s.webhook = child
+		return waitReady(ctx, url+"/readyz", ca.CertPEM(), child)
 	}
-	s.stopWebhook = func() error {
-		child.Stop(10 * time.Second)
-		return nil
-	}
-	url := "https://" + addr
-	if err := waitReady(ctx, url+"/readyz", ca.CertPEM(), child); err != nil {
+	if err := s.runWebhook(ctx); err != nil {
 		return err
 	}
 	s.WebhookURL = url
@@ -123,6 +123,23 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 		return fmt.Errorf("registering the EIPPool webhook: %w", err)
 	}
 	return nil
+}
+
+// StopWebhook stops the webhook process, as an outage would; the API
+// server's calls to it fail from then on.
+func (s *Stack) StopWebhook() {
+	if s.webhook != nil {
+		s.webhook.Stop(10 * time.Second)
+	}
+}
+
+// StartWebhook starts the webhook again, on the same address and
+// certificate, and waits until it is ready.
+func (s *Stack) StartWebhook(ctx context.Context) error {
+	if s.webhook != nil && !s.webhook.Exited() {
+		return errors.New("the webhook is already running")
+	}
+	return s.runWebhook(ctx)
 }
 
 func waitReady(ctx context.Context, url string, caPEM []byte, child *controlplane.Child) error {
