@@ -7,6 +7,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // Prefix starts every key kube-eip owns on a pod.
@@ -152,10 +153,7 @@ func ValidClaim(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
+	return strings.IndexFunc(s, func(r rune) bool {
+		return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-'
+	}) < 0
 }

@@ -89,7 +89,7 @@ func (b *Binder) authorize(ctx context.Context, pod *corev1.Pod) (grant, error) 
 			return grant{}, r
 		}
 	}
-	if a, ok := b.inv.get(res.Spec.AllocationID); ok && !(a.AssociationID != "" && a.PrivateIP == pod.Status.PodIP) {
+	if a, ok := b.inv.get(res.Spec.AllocationID); ok && (a.AssociationID == "" || a.PrivateIP != pod.Status.PodIP) {
 		// Not bound to the pod yet: an address two pools select is served
 		// by neither.
 		if owners := pools.Of(a.Tags, cachePools{ctx: ctx, reader: b.Client}.Pools()); len(owners) > 1 {

@@ -82,11 +82,11 @@ type Stack struct {
 	// BinderMetricsURL serves the binder's metrics.
 	BinderMetricsURL string
 
-	dir         string
-	tempDir     bool
-	webhook     *controlplane.Child
-	runWebhook  func(context.Context) error
-	binder      *controlplane.Child
+	dir        string
+	tempDir    bool
+	webhook    *controlplane.Child
+	runWebhook func(context.Context) error
+	binder     *controlplane.Child
 	// kubeconfigs are the webhook's and the binder's, by component: each
 	// runs as its own service account.
 	kubeconfigs map[string]string
