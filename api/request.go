@@ -56,9 +56,6 @@ var (
 	legacyKeys    = []string{LegacyAnnotationType, LegacyAnnotationIPv4Pool, LegacyAnnotationTag, LegacyAnnotationTagValue}
 )
 
-// AdmissionKeys lists the annotations the webhook writes at admission.
-func AdmissionKeys() []string { return slices.Clone(admissionKeys) }
-
 // SystemKeys lists the keys under Prefix that kube-eip writes itself.
 func SystemKeys() []string { return slices.Clone(systemKeys) }
 

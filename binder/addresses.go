@@ -198,16 +198,12 @@ func (b *Binder) fromReservation(ctx context.Context, pod *corev1.Pod, res *v1al
 			return Address{}, fmt.Errorf("claiming reservation %s: %w", res.Name, err)
 		}
 	}
-	a, ok := b.inv.get(res.Spec.AllocationID)
-	if !ok {
-		found, err := b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{res.Spec.AllocationID}})
-		if err != nil {
-			return Address{}, fmt.Errorf("reading reserved address %s: %w", res.Spec.AllocationID, err)
-		}
-		if len(found) == 0 {
-			return Address{}, fmt.Errorf("reserved address %s (%s) no longer exists in EC2: %w", res.Spec.PublicIP, res.Spec.AllocationID, errTerminal)
-		}
-		a = found[0]
+	a, found, err := b.lookup(ctx, res.Spec.AllocationID)
+	if err != nil {
+		return Address{}, err
+	}
+	if !found {
+		return Address{}, fmt.Errorf("reserved address %s (%s) no longer exists in EC2: %w", res.Spec.PublicIP, res.Spec.AllocationID, errTerminal)
 	}
 	if ownedElsewhere(a.Tags, b.Cluster) {
 		return Address{}, fmt.Errorf("address %s is tagged for cluster %q; remove it from the pool: %w", a.PublicIP, a.Tags[api.TagCluster], errTerminal)

@@ -94,7 +94,7 @@ func (b *Binder) authorize(ctx context.Context, pod *corev1.Pod) (grant, error) 
 		// by neither.
 		if owners := pools.Of(a.Tags, cachePools{ctx: ctx, reader: b.Client}.Pools()); len(owners) > 1 {
 			r := refuse("reserved address %s is selected by pools %s, and an address belongs to one pool only; no pool serves it until an admin changes its tags or the selectors",
-				res.Spec.PublicIP, poolNames(owners))
+				res.Spec.PublicIP, pools.Names(owners))
 			r.retry = DefaultSweepInterval // tags change in EC2, which the sweep reads
 			return grant{}, r
 		}

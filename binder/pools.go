@@ -91,7 +91,7 @@ func poolStatus(pool *v1alpha1.EIPPool, all []v1alpha1.EIPPool, addrs []Address,
 			continue
 		}
 		if owners := pools.Of(a.Tags, all); len(owners) > 1 {
-			overlaps = append(overlaps, fmt.Sprintf("%s (%s, pools %s)", a.PublicIP, a.AllocationID, poolNames(owners)))
+			overlaps = append(overlaps, fmt.Sprintf("%s (%s, pools %s)", a.PublicIP, a.AllocationID, pools.Names(owners)))
 			continue
 		}
 		pa := v1alpha1.PoolAddress{AllocationID: a.AllocationID, PublicIP: a.PublicIP}
@@ -115,14 +115,6 @@ func poolStatus(pool *v1alpha1.EIPPool, all []v1alpha1.EIPPool, addrs []Address,
 	}
 	st.Free = st.Total - st.Reserved - elsewhere
 	return st, overlaps
-}
-
-func poolNames(ps []*v1alpha1.EIPPool) string {
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Name
-	}
-	return strings.Join(names, ", ")
 }
 
 // grow allocates addresses for a pool with growth configured, to keep

@@ -50,7 +50,7 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 		}
 	case !found:
 	case addr.Tags[api.TagMode] == string(api.ModeSticky):
-		done = disposal{outcome: "kept", says: "Disassociated and kept for the next pod of this name:"}
+		done = keptForName
 	default:
 		if err := b.releaseOwn(ctx, addr); err != nil {
 			return err
@@ -68,6 +68,9 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 // disposal is what became of a pod's address, for the metric (outcome)
 // and the event (says, before the address).
 type disposal struct{ outcome, says string }
+
+// keptForName is the disposal of a sticky address.
+var keptForName = disposal{outcome: "kept", says: "Disassociated and kept for the next pod of this name:"}
 
 // heldReservation returns the reservation the pod holds: the one its
 // annotation names, if it was made for the pod and no other pod claimed it
@@ -164,7 +167,7 @@ func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1
 		if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 			return disposal{}, fmt.Errorf("keeping reservation %s for %s: %w", name, owner(pod), client.IgnoreNotFound(err))
 		}
-		return disposal{outcome: "kept", says: "Disassociated and kept for the next pod of this name:"}, nil
+		return keptForName, nil
 	}
 	done := disposal{outcome: "returned", says: "Returned to pool " + res.Spec.Pool + ":"}
 	if found {
@@ -172,21 +175,23 @@ func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1
 		if err := b.Client.List(ctx, &all); err != nil {
 			return disposal{}, fmt.Errorf("listing pools: %w", err)
 		}
-		switch owners := pools.Of(addr.Tags, all.Items); {
-		case len(owners) > 1:
-			done.says = fmt.Sprintf("Kept allocated, since pools %s all select it (an address belongs to one pool only):", poolNames(owners))
-		case len(owners) == 0:
+		switch owners := pools.Of(addr.Tags, all.Items); len(owners) {
+		case 0:
 			done.says = "Kept allocated, since no pool selects it any more:"
-		case owners[0].Spec.ReleasePolicy == v1alpha1.ReleasePolicyRelease && addr.Tags[api.TagCluster] == b.Cluster:
-			released, err := b.releasePoolAddress(ctx, owners[0], addr)
-			if err != nil {
-				return disposal{}, err
-			}
-			if released {
-				done = disposal{outcome: "released", says: fmt.Sprintf("Released to AWS (pool %s releases its addresses):", owners[0].Name)}
+		case 1:
+			own := owners[0]
+			done.says = "Returned to pool " + own.Name + ":"
+			if own.Spec.ReleasePolicy == v1alpha1.ReleasePolicyRelease && addr.Tags[api.TagCluster] == b.Cluster {
+				released, err := b.releasePoolAddress(ctx, own, addr)
+				if err != nil {
+					return disposal{}, err
+				}
+				if released {
+					done = disposal{outcome: "released", says: fmt.Sprintf("Released to AWS (pool %s releases its addresses):", own.Name)}
+				}
 			}
 		default:
-			done.says = "Returned to pool " + owners[0].Name + ":"
+			done.says = fmt.Sprintf("Kept allocated, since pools %s all select it (an address belongs to one pool only):", pools.Names(owners))
 		}
 	}
 	uid := res.UID

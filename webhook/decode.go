@@ -12,10 +12,10 @@ import (
 // metadata's name, namespace, labels, annotations and finalizers, and the
 // spec's hostNetwork, containers (names and volume mounts), volume names
 // and readiness gates; a container or volume that bears kube-eip's own name
-// is read whole, since injection checks its content. The rest of the document (images, probes, env,
-// resources, managed fields...) is skipped rather than built, which takes
-// about a tenth off a typical pod's review (BenchmarkAdmission: p50 0.54
-// to 0.48 ms).
+// is read whole, since injection checks its content. The rest of the
+// document (images, probes, env, resources, managed fields...) is skipped
+// rather than built, which takes about a tenth off a typical pod's review
+// (BenchmarkAdmission: p50 0.54 to 0.48 ms).
 //
 // Nothing skipped can be lost: the patch only adds to the lists and maps it
 // read, or removes keys it read (patchOps). Anything Decide or Inject reads

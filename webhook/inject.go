@@ -27,9 +27,9 @@ type InjectConfig struct {
 // Inject adds to pod what a managed pod needs: the label the binder selects
 // on, the claim, the binder's finalizer, the wait init container over a
 // downward-API volume of the pod's labels, and the readiness gate. Each
-// piece is checked before it is added, so running it again (reinvocation,
-// UPDATE) changes nothing; a container or volume of kube-eip's name that is
-// not kube-eip's must be gone first (withoutImpostors).
+// piece is checked before it is added, so running it again (a
+// reinvocation) changes nothing; a container or volume of kube-eip's name
+// that is not kube-eip's must be gone first (withoutImpostors).
 func Inject(pod *corev1.Pod, cfg InjectConfig, claim string, res *v1alpha1.EIPReservation) {
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}

@@ -134,12 +134,8 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 		Addr:  opts.Addr,
 		Certs: opts.Certs,
 		Handlers: map[string]http.Handler{
-			Path: &admission.Webhook{Handler: handler, LogConstructor: func(_ logr.Logger, req *admission.Request) logr.Logger {
-				return admission.DefaultLogConstructor(log.WithName("admission"), req)
-			}},
-			PoolsPath: &admission.Webhook{Handler: &PoolHandler{Pools: CacheState{Reader: mgr.GetCache()}}, LogConstructor: func(_ logr.Logger, req *admission.Request) logr.Logger {
-				return admission.DefaultLogConstructor(log.WithName("pools"), req)
-			}},
+			Path:      serve(handler, log.WithName("admission")),
+			PoolsPath: serve(&PoolHandler{Pools: CacheState{Reader: mgr.GetCache()}}, log.WithName("pools")),
 		},
 		Readiness: []func() error{func() error {
 			if !synced.Load() {
@@ -162,6 +158,13 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 	})
 	g.Go(srv.Wait)
 	return &Webhook{server: srv, group: g}, nil
+}
+
+// serve is h as an HTTP handler of admission reviews, logging to log.
+func serve(h admission.Handler, log logr.Logger) http.Handler {
+	return &admission.Webhook{Handler: h, LogConstructor: func(_ logr.Logger, req *admission.Request) logr.Logger {
+		return admission.DefaultLogConstructor(log, req)
+	}}
 }
 
 func addIndexes(ctx context.Context, mgr ctrl.Manager) error {

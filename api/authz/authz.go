@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
@@ -198,13 +199,9 @@ func legacyPool(req *api.Request, ns *corev1.Namespace, all []v1alpha1.EIPPool) 
 	case len(open) == 1:
 		return open[0], nil
 	case len(open) > 1:
-		names := make([]string, len(open))
-		for i, p := range open {
-			names[i] = p.Name
-		}
 		return nil, &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf(
 			"EIPPools %s all select addresses by the tag key %q and are open to namespace %q; choose one: add %s: %s and %s: <one of them>",
-			strings.Join(names, ", "), req.LegacyTagKey, ns.Name, api.AnnotationMode, req.Mode, api.AnnotationPool)}
+			pools.Names(open), req.LegacyTagKey, ns.Name, api.AnnotationMode, req.Mode, api.AnnotationPool)}
 	case len(selecting) > 0:
 		return nil, &api.Problem{Key: PoolKey(req), Message: fmt.Sprintf("EIPPool %q selects addresses by the tag key %q but is not open to namespace %q (its namespaceSelector does not select it)",
 			selecting[0].Name, req.LegacyTagKey, ns.Name)}

@@ -11,9 +11,9 @@ import (
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 )
 
-type pools []v1alpha1.EIPPool
+type poolSet []v1alpha1.EIPPool
 
-func (p pools) Pool(name string) (*v1alpha1.EIPPool, bool) {
+func (p poolSet) Pool(name string) (*v1alpha1.EIPPool, bool) {
 	for i := range p {
 		if p[i].Name == name {
 			return &p[i], true
@@ -22,7 +22,7 @@ func (p pools) Pool(name string) (*v1alpha1.EIPPool, bool) {
 	return nil, false
 }
 
-func (p pools) Pools() []v1alpha1.EIPPool { return p }
+func (p poolSet) Pools() []v1alpha1.EIPPool { return p }
 
 func namespace(name string, labels map[string]string, annotations map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations}}
@@ -41,7 +41,7 @@ func TestCheck(t *testing.T) {
 	ns := namespace("a", served, nil)
 	growing := pool("grows", map[string]string{"team": "a"}, map[string]string{"tenant": "a"})
 	growing.Spec.Growth = &v1alpha1.PoolGrowth{PublicIPv4Pool: "ipv4pool-ec2-0123456789abcdef0", MaxAddresses: 2}
-	all := pools{
+	all := poolSet{
 		pool("open", map[string]string{"team": "a"}, map[string]string{"tenant": "a"}),
 		pool("closed", map[string]string{"team": "b"}, map[string]string{"tenant": "b"}),
 		pool("unset", map[string]string{"team": "c"}, nil),

@@ -54,6 +54,15 @@ func Of(tags map[string]string, all []v1alpha1.EIPPool) []*v1alpha1.EIPPool {
 	return out
 }
 
+// Names lists the pools' names, for messages.
+func Names(ps []*v1alpha1.EIPPool) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
 // Contains reports whether selector a takes every address selector b
 // takes: each of a's keys is one of b's, with a's value empty or equal.
 // Two pools one of whose selectors contains the other's always share the
