@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,8 +68,7 @@ func newTenant(t *testing.T, ns, name string) *tenant {
 		t.Fatalf("binding edit to %s in %s: %v", name, ns, err)
 	}
 	tn := &tenant{name: name}
-	cfg := env.ControlPlane.RESTConfig()
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: name, Groups: []string{"system:authenticated"}}
+	cfg := env.ImpersonatedConfig(name, "system:authenticated")
 	cfg.WarningHandlerWithContext = nil
 	cfg.WarningHandler = tn
 	var err error
@@ -434,9 +432,7 @@ func TestOnlyKubeEIPWritesReservations(t *testing.T) {
 	t.Cleanup(func() {
 		_ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), ops, metav1.DeleteOptions{})
 	})
-	cfg := env.ControlPlane.RESTConfig()
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: ops, Groups: []string{"system:authenticated"}}
-	admin, err := client.New(cfg, client.Options{Scheme: webhook.Scheme()})
+	admin, err := client.New(env.ImpersonatedConfig(ops, "system:authenticated"), client.Options{Scheme: webhook.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,10 +175,16 @@ func (s *Stack) installAdmissionPolicies(ctx context.Context) error {
 	return nil
 }
 
-// ImpersonatedClient is a client of the stack's API server acting as user
-// (in groups), as a tenant or one of kube-eip's identities would.
-func (s *Stack) ImpersonatedClient(user string, groups ...string) (kubernetes.Interface, error) {
+// ImpersonatedConfig is an admin configuration of the stack's API server
+// that acts as user (in groups), as a tenant or one of kube-eip's
+// identities would.
+func (s *Stack) ImpersonatedConfig(user string, groups ...string) *rest.Config {
 	cfg := s.ControlPlane.RESTConfig()
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
-	return kubernetes.NewForConfig(cfg)
+	return cfg
+}
+
+// ImpersonatedClient is a client of ImpersonatedConfig.
+func (s *Stack) ImpersonatedClient(user string, groups ...string) (kubernetes.Interface, error) {
+	return kubernetes.NewForConfig(s.ImpersonatedConfig(user, groups...))
 }
