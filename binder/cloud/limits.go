@@ -35,6 +35,7 @@ func AWSLimits() Limits {
 		// paging to a smaller bucket (50, 10/s) that this one does not
 		// model: callers must name the ENIs they ask about.
 		"DescribeNetworkInterfaces": describe,
+		"DescribeAccountAttributes": describe,
 		"CreateTags":                {Burst: 100, Rate: 10},
 	}
 }

@@ -18,6 +18,7 @@ func TestAWSLimitsCoverAPI(t *testing.T) {
 		"ReleaseAddress":            mutating,
 		"DescribeAddresses":         describe,
 		"DescribeNetworkInterfaces": describe,
+		"DescribeAccountAttributes": describe,
 		"CreateTags":                tags,
 	}
 	got := AWSLimits()

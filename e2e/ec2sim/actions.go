@@ -50,6 +50,7 @@ var actions = map[string]actionSpec{
 	"UnassignPrivateIpAddresses": {handle: (*world).unassignPrivateIPAddresses, mutates: true, bucket: mutatingBucket},
 	"DescribeSubnets":            {handle: (*world).describeSubnets, bucket: describeBucket},
 	"DescribeVpcs":               {handle: (*world).describeVpcs, bucket: describeBucket},
+	"DescribeAccountAttributes":  {handle: (*world).describeAccountAttributes, bucket: describeBucket},
 	"DescribeNetworkInterfaces": {handle: (*world).describeNetworkInterfaces, bucket: describeBucket,
 		unfilteredBucket: &unfilteredDescribeBucket, idParam: "NetworkInterfaceId"},
 }

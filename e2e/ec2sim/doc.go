@@ -1,6 +1,7 @@
 // Package ec2sim is an emulator of the slice of the Amazon EC2 API that
 // kube-eip needs: Elastic IPs, instances, network interfaces, private IPs
-// and delegated prefixes, tags, subnets and VPCs.
+// and delegated prefixes, tags, subnets and VPCs, and the account
+// attributes that report the address quota.
 //
 // It speaks the EC2 Query protocol (form-encoded POST, XML answers in the
 // 2016-11-15 namespace), so the unmodified aws-sdk-go-v2 EC2 client works

@@ -23,6 +23,8 @@ type Options struct {
 	PublicIPv4Pools PublicIPv4Pools
 	// EIPQuota is the number of Elastic IPs the account may hold; 0 means
 	// AWS's default of 5 per region, a negative value means no limit.
+	// DescribeAccountAttributes reports it as vpc-max-elastic-ips, and
+	// leaves that attribute out when there is no limit.
 	EIPQuota int
 	// Throttle configures the token buckets; they are on unless disabled.
 	Throttle ThrottleOptions

@@ -94,6 +94,10 @@ func TestDryRunEveryAction(t *testing.T) {
 			_, err := c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{DryRun: dry})
 			return err
 		},
+		"DescribeAccountAttributes": func(ctx context.Context) error {
+			_, err := c.DescribeAccountAttributes(ctx, &ec2.DescribeAccountAttributesInput{DryRun: dry})
+			return err
+		},
 	}
 	for _, action := range Actions() {
 		call, ok := calls[action]

@@ -46,6 +46,10 @@ var (
 		_, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
 		return err
 	}
+	probeAccountAttributes probe = func(ctx context.Context, c *ec2.Client) error {
+		_, err := c.DescribeAccountAttributes(ctx, &ec2.DescribeAccountAttributesInput{})
+		return err
+	}
 )
 
 // throttled tells a RequestLimitExceeded (which must come as HTTP 503)
@@ -87,6 +91,7 @@ func TestThrottleBucketsExactly(t *testing.T) {
 		{"DescribeNetworkInterfaces unfiltered", probeENIsUnfiltered, 1, 50, 10},
 		{"CreateTags", probeTags, 1, 100, 10},
 		{"other Describe", probeSubnets, 1, 100, 20},
+		{"DescribeAccountAttributes", probeAccountAttributes, 1, 100, 20},
 		{"mutating at scale 10", probeMutating, 10, 500, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

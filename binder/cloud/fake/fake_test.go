@@ -496,6 +496,68 @@ func TestReleaseFreesQuota(t *testing.T) {
 	allocate(t, f)
 }
 
+// The binder reads the account's Elastic IP quota from
+// vpc-max-elastic-ips: the fake reports the quota it enforces, whatever
+// the account holds, and nothing when it enforces none.
+func TestDescribeAccountAttributes(t *testing.T) {
+	quota := "vpc-max-elastic-ips"
+	tests := []struct {
+		name  string
+		setup func(f *fake.EC2)
+		names []types.AccountAttributeName
+		want  map[string][]string
+		code  string
+	}{
+		{name: "everything, with AWS's default quota", want: map[string][]string{quota: {"5"}, "supported-platforms": {"VPC"}}},
+		{name: "the quota by name", names: []types.AccountAttributeName{types.AccountAttributeName(quota)},
+			want: map[string][]string{quota: {"5"}}},
+		{name: "a lowered quota", setup: func(f *fake.EC2) { f.SetQuota(1) },
+			names: []types.AccountAttributeName{types.AccountAttributeName(quota)}, want: map[string][]string{quota: {"1"}}},
+		{name: "a zero quota is still a quota", setup: func(f *fake.EC2) { f.SetQuota(0) },
+			names: []types.AccountAttributeName{types.AccountAttributeName(quota)}, want: map[string][]string{quota: {"0"}}},
+		{name: "addresses held do not change the quota", setup: func(f *fake.EC2) { f.AddAddress(nil); f.AddAddress(nil) },
+			names: []types.AccountAttributeName{types.AccountAttributeName(quota)}, want: map[string][]string{quota: {"5"}}},
+		{name: "no limit leaves the quota out", setup: func(f *fake.EC2) { f.SetQuota(-1) },
+			names: []types.AccountAttributeName{types.AccountAttributeName(quota)}, want: map[string][]string{}},
+		{name: "no limit, everything", setup: func(f *fake.EC2) { f.SetQuota(-1) },
+			want: map[string][]string{"supported-platforms": {"VPC"}}},
+		{name: "supported-platforms", names: []types.AccountAttributeName{types.AccountAttributeNameSupportedPlatforms},
+			want: map[string][]string{"supported-platforms": {"VPC"}}},
+		{name: "a name asked twice is answered once",
+			names: []types.AccountAttributeName{types.AccountAttributeName(quota), types.AccountAttributeName(quota)},
+			want:  map[string][]string{quota: {"5"}}},
+		{name: "one unknown name fails the call", code: "InvalidParameterValue",
+			names: []types.AccountAttributeName{types.AccountAttributeName(quota), "colour"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fake.New()
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			out, err := f.DescribeAccountAttributes(context.Background(), &ec2.DescribeAccountAttributesInput{AttributeNames: tt.names})
+			wantCode(t, err, tt.code)
+			if err != nil {
+				return
+			}
+			got := map[string][]string{}
+			for _, a := range out.AccountAttributes {
+				name := aws.ToString(a.AttributeName)
+				if _, dup := got[name]; dup {
+					t.Errorf("%s answered twice", name)
+				}
+				got[name] = []string{}
+				for _, v := range a.AttributeValues {
+					got[name] = append(got[name], aws.ToString(v.AttributeValue))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func filter(name string, values ...string) types.Filter {
 	return types.Filter{Name: aws.String(name), Values: values}
 }
@@ -794,6 +856,10 @@ func TestDryRun(t *testing.T) {
 				Tags: []types.Tag{{Key: aws.String("pod"), Value: aws.String("x")}}})
 			return err
 		},
+		"DescribeAccountAttributes": func() error {
+			_, err := w.f.DescribeAccountAttributes(ctx, &ec2.DescribeAccountAttributesInput{DryRun: yes})
+			return err
+		},
 	}
 	before := w.f.Addresses()
 	for action, call := range calls {
@@ -1031,6 +1097,10 @@ func TestNilInput(t *testing.T) {
 	}
 	_, err = w.f.ReleaseAddress(context.Background(), nil)
 	wantCode(t, err, "MissingParameter")
+	attrs, err := w.f.DescribeAccountAttributes(context.Background(), nil)
+	if err != nil || len(attrs.AccountAttributes) != 2 {
+		t.Errorf("DescribeAccountAttributes(nil) = %v, %v", attrs, err)
+	}
 }
 
 // TestConcurrentUse runs binders on many goroutines against one account;

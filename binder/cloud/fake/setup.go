@@ -181,7 +181,9 @@ func (f *EC2) AddPublicIPv4Pool(id string) {
 }
 
 // SetQuota sets how many addresses the account may hold; negative means
-// no limit. Lowering it below the current count only stops allocations.
+// no limit, which DescribeAccountAttributes reports by leaving
+// vpc-max-elastic-ips out. Lowering it below the current count only stops
+// allocations.
 func (f *EC2) SetQuota(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
