@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -323,5 +324,30 @@ func TestANamespaceThatOptsOutKeepsWhatItHoldsAndGetsNothingNew(t *testing.T) {
 	e.mustReconcile("web-1")
 	if got := e.pod("web-1"); got.Labels[api.LabelPublicIP] == "" {
 		t.Fatal("not bound once the namespace opted in again")
+	}
+}
+
+// sink records the refusals reported for the workload behind a pod.
+type sink struct{ notes []string }
+
+func (s *sink) Report(pod metav1.Object, reason, action, note string) {
+	owner := metav1.GetControllerOf(pod)
+	s.notes = append(s.notes, owner.Kind+"/"+owner.Name+" "+reason+" "+action+" "+note)
+}
+
+// A Deployment's pod the binder refuses (its pool was deleted after
+// admission) is reported for its workload too: its users look at the
+// Deployment, not at each pod.
+func TestARefusalIsReportedForTheWorkload(t *testing.T) {
+	e := newEnv(t, managedPod("web-7d9c-x2x", "10.0.1.11", func(p *corev1.Pod) {
+		p.Annotations[api.AnnotationMode], p.Annotations[api.AnnotationPool] = string(api.ModePool), "deleted"
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d9c", UID: "rs", Controller: ptr.To(true)}}
+	}))
+	s := &sink{}
+	e.b.Refusals = s
+	e.start()
+	e.wantRefused(namespace, "web-7d9c-x2x", `EIPPool "deleted" does not exist`)
+	if len(s.notes) != 1 || !strings.HasPrefix(s.notes[0], `ReplicaSet/web-7d9c EIPRefused Authorize pod web-7d9c-x2x gets no address: kube-eip.io/pool: EIPPool "deleted" does not exist`) {
+		t.Errorf("reported %q", s.notes)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/kube-eip/kube-eip/binder/cloud"
+	"github.com/kube-eip/kube-eip/internal/owners"
 )
 
 // Config is what a Binder is built from.
@@ -26,6 +27,12 @@ type Config struct {
 	APIReader client.Reader
 	EC2       cloud.API
 	Recorder  events.EventRecorder
+	// Refusals, when set, hears of every pod refused an address, so that
+	// the workload behind it is told (owners.Reporter).
+	Refusals owners.Sink
+	// Namespace is kube-eip's own, where the account's count is published
+	// (api.AccountConfigMap); empty publishes nothing.
+	Namespace string
 	// Cluster is the value of the kube-eip.io/cluster tag on every address
 	// this binder owns.
 	Cluster string
@@ -52,6 +59,8 @@ type Binder struct {
 	// sweepNow asks for a sweep before the interval is up (an EIPPool
 	// changed); requests made while one is pending coalesce.
 	sweepNow chan struct{}
+	// account is the count of the account's addresses the sweep publishes.
+	account account
 
 	mu      sync.Mutex
 	orphans map[string]time.Time // allocation id → first seen unowned

@@ -73,6 +73,9 @@ func (b *Binder) refused(pod *corev1.Pod, r *refusal) reconcile.Result {
 		msg += fmt.Sprintf("; the pod keeps %s until it goes, and nothing new is bound for it", ip)
 	}
 	b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventRefused, "Authorize", "%s", msg)
+	if b.Refusals != nil {
+		b.Refusals.Report(pod, api.EventRefused, "Authorize", fmt.Sprintf("pod %s gets no address: %s", pod.Name, msg))
+	}
 	return reconcile.Result{RequeueAfter: r.retry}
 }
 

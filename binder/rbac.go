@@ -1,8 +1,8 @@
 package binder
 
 // The binder's permissions in the cluster, generated into deploy/rbac/binder
-// by make generate. Leases are for leader election, in kube-eip's own
-// namespace.
+// by make generate. Leases are for leader election, and the ConfigMap is
+// its count of the account's addresses, both in kube-eip's own namespace.
 //
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;update
 // +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch;update
@@ -13,4 +13,5 @@ package binder
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets;daemonsets,verbs=get;list
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update

@@ -32,6 +32,7 @@ import (
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 	"github.com/kube-eip/kube-eip/binder/cloud"
+	"github.com/kube-eip/kube-eip/internal/owners"
 )
 
 // Options configures the binder process.
@@ -52,8 +53,11 @@ type Options struct {
 	// sweep releases it.
 	OrphanGrace time.Duration
 	// LeaderElection makes one replica of several do the work.
-	LeaderElection          bool
-	LeaderElectionNamespace string
+	LeaderElection bool
+	// Namespace is kube-eip's own: its leader election lease, and where
+	// the binder publishes its count of the account's addresses
+	// (api.AccountConfigMap).
+	Namespace string
 	// MetricsAddr and HealthAddr serve /metrics and /healthz, /readyz; "0"
 	// turns them off.
 	MetricsAddr string
@@ -95,7 +99,7 @@ func Run(ctx context.Context, opts Options) error {
 		HealthProbeBindAddress:        opts.HealthAddr,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              "kube-eip-binder",
-		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionNamespace:       opts.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
 		Cache: cache.Options{
@@ -112,11 +116,18 @@ func Run(ctx context.Context, opts Options) error {
 	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
+	recorder := mgr.GetEventRecorder("kube-eip-binder")
+	refusals := owners.New(mgr.GetAPIReader(), recorder, log.WithName("owners"))
+	if err := mgr.Add(refusals); err != nil {
+		return fmt.Errorf("adding the refusal reporter: %w", err)
+	}
 	b := New(Config{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
 		EC2:         opts.EC2,
-		Recorder:    mgr.GetEventRecorder("kube-eip-binder"),
+		Recorder:    recorder,
+		Refusals:    refusals,
+		Namespace:   opts.Namespace,
 		Cluster:     opts.ClusterName,
 		OrphanGrace: opts.OrphanGrace,
 		Log:         log.WithName("binder"),

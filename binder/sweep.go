@@ -111,6 +111,10 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 		}
 	}
 	b.inv.replace(relevant, asked)
+	if err := b.countAccount(ctx, len(out.Addresses)); err != nil {
+		// Only admission's quota warning goes without; binding goes on.
+		b.Log.Error(err, "counting the account's addresses")
+	}
 
 	var pods corev1.PodList
 	if err := b.Client.List(ctx, &pods); err != nil {

@@ -24,7 +24,7 @@ func binderFlags(fs *flag.FlagSet) runFunc {
 	fs.DurationVar(&o.SweepInterval, "sweep-interval", binder.DefaultSweepInterval, "how often EC2 is compared with the cluster")
 	fs.DurationVar(&o.OrphanGrace, "orphan-grace", binder.DefaultOrphanGrace, "how long an address must be without owner before the sweep releases it")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "let one replica of several do the work")
-	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
+	fs.StringVar(&o.Namespace, "namespace", podNamespace(), "kube-eip's own namespace: its leader election lease and the account's address count (default: the pod's)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address serving /metrics; 0 turns it off")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "address serving /healthz and /readyz; 0 turns it off")
 	return func(ctx context.Context, _ io.Writer) error {

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"k8s.io/client-go/rest"
@@ -135,4 +137,24 @@ func apiConfig() (*rest.Config, error) {
 	}
 	cfg.DisableCompression = true
 	return cfg, nil
+}
+
+// defaultNamespace is kube-eip's namespace when neither the flag nor the
+// pod says otherwise: the one its manifests install into.
+const defaultNamespace = "kube-eip-system"
+
+// serviceAccountNamespace is where the kubelet tells a pod its namespace.
+var serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// podNamespace is the namespace kube-eip runs in: POD_NAMESPACE (the
+// downward API), else the mounted service account's, else
+// defaultNamespace.
+func podNamespace() string {
+	if ns := strings.TrimSpace(os.Getenv("POD_NAMESPACE")); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile(serviceAccountNamespace); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b))
+	}
+	return defaultNamespace
 }

@@ -1,0 +1,94 @@
+package binder
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	applycorev1 "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-eip/kube-eip/api"
+)
+
+// maxElasticIPs is the account attribute holding the Elastic IP quota; the
+// SDK names only some attributes.
+const maxElasticIPs = "vpc-max-elastic-ips"
+
+// quotaRefresh is how often the binder asks EC2 for the account's Elastic
+// IP quota: it changes only when someone asks AWS to raise it.
+const quotaRefresh = 10 * time.Minute
+
+// account is what the binder knows of the account's Elastic IPs in its
+// region, and what it last published of it (api.AccountConfigMap), so that
+// an unchanged count is not written again.
+type account struct {
+	mu        sync.Mutex
+	quota     int
+	known     bool // quota is what EC2 last answered
+	askedAt   time.Time
+	published *api.Account
+}
+
+// countAccount is called by each sweep with the number of addresses EC2
+// holds in the region (its DescribeAddresses has no filter, so this counts
+// every address, whoever allocated it). It reads the quota when due and
+// publishes the count where admission reads it, when it changed. Errors
+// only cost admission its warning; the sweep goes on.
+func (b *Binder) countAccount(ctx context.Context, allocated int) error {
+	if b.Namespace == "" {
+		return nil
+	}
+	acct := &b.account
+	acct.mu.Lock()
+	defer acct.mu.Unlock()
+	now := b.Now()
+	if acct.askedAt.IsZero() || now.Sub(acct.askedAt) >= quotaRefresh {
+		acct.askedAt = now
+		quota, known, err := b.readQuota(ctx)
+		if err != nil {
+			return err
+		}
+		acct.quota, acct.known = quota, known
+	}
+	if !acct.known {
+		return nil
+	}
+	count := api.Account{Quota: acct.quota, Allocated: allocated, CountedAt: now}
+	if p := acct.published; p != nil && p.Quota == count.Quota && p.Allocated == count.Allocated {
+		return nil
+	}
+	cm := applycorev1.ConfigMap(api.AccountConfigMap, b.Namespace).WithData(count.Data())
+	if err := b.Client.Apply(ctx, cm, client.FieldOwner("kube-eip-binder"), client.ForceOwnership); err != nil {
+		return fmt.Errorf("publishing the account's address count in %s/%s: %w", b.Namespace, api.AccountConfigMap, err)
+	}
+	acct.published = &count
+	return nil
+}
+
+// readQuota asks EC2 for the account's Elastic IP quota in the region. An
+// account without one (known false) is not warned about.
+func (b *Binder) readQuota(ctx context.Context) (quota int, known bool, err error) {
+	out, err := b.EC2.DescribeAccountAttributes(ctx, &ec2.DescribeAccountAttributesInput{
+		AttributeNames: []types.AccountAttributeName{maxElasticIPs},
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("reading the account's Elastic IP quota (ec2:DescribeAccountAttributes): %w", err)
+	}
+	for _, attr := range out.AccountAttributes {
+		if aws.ToString(attr.AttributeName) != maxElasticIPs || len(attr.AttributeValues) == 0 {
+			continue
+		}
+		n, err := strconv.Atoi(aws.ToString(attr.AttributeValues[0].AttributeValue))
+		if err != nil || n < 0 {
+			return 0, false, fmt.Errorf("EC2 answered %s=%q, not a count", maxElasticIPs, aws.ToString(attr.AttributeValues[0].AttributeValue))
+		}
+		return n, true, nil
+	}
+	return 0, false, nil
+}
