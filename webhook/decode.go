@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-eip/kube-eip/api"
 )
 
 // decodePod reads the part of a pod that admission looks at or adds to:
-// metadata's name, namespace, labels, annotations and finalizers, and the
+// metadata's name, namespace, labels, annotations, finalizers and owner
+// references, and the
 // spec's hostNetwork, containers (names and volume mounts), volume names
 // and readiness gates; a container or volume that bears kube-eip's own name
 // is read whole, since injection checks its content. The rest of the
@@ -30,6 +32,7 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 	pod := &corev1.Pod{}
 	pod.Name, pod.GenerateName, pod.Namespace = m.Name, m.GenerateName, m.Namespace
 	pod.Labels, pod.Annotations, pod.Finalizers = m.Labels, m.Annotations, m.Finalizers
+	pod.OwnerReferences = m.OwnerReferences
 	pod.Spec.HostNetwork = s.HostNetwork
 	pod.Spec.InitContainers = containers(s.InitContainers)
 	pod.Spec.Containers = containers(s.Containers)
@@ -60,6 +63,8 @@ type admissionPod struct {
 		Labels       map[string]string `json:"labels"`
 		Annotations  map[string]string `json:"annotations"`
 		Finalizers   []string          `json:"finalizers"`
+		// The pod's controller is told when the pod is refused.
+		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
 		HostNetwork    bool                 `json:"hostNetwork"`

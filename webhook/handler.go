@@ -17,6 +17,7 @@ import (
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/authz"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/internal/owners"
 )
 
 // Path is where the API server sends pod admission reviews.
@@ -30,6 +31,9 @@ type Handler struct {
 	Namespaces  func(ctx context.Context, name string) (*corev1.Namespace, error)
 	Reserver    Reserver
 	Config      InjectConfig
+	// Refusals, when set, hears of every pod refused outside a dry run,
+	// so that the workload behind it is told (owners.Reporter).
+	Refusals owners.Sink
 }
 
 // Reserver makes the reservation a plan asks for.
@@ -83,7 +87,7 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod *corev1.
 	plan := Decide(in)
 	decisions.WithLabelValues(string(req.Operation), result(plan)).Inc()
 	if len(plan.Denial) > 0 {
-		return admission.Denied(denialMessage(plan.Denial)).WithWarnings(plan.Warnings...)
+		return h.deny(req, pod, plan.Denial, plan.Warnings)
 	}
 
 	// A container or volume that bears kube-eip's name but is not what
@@ -115,7 +119,7 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod *corev1.
 		var err error
 		if res, err = h.Reserver.Reserve(ctx, plan, pod, claim); errors.Is(err, errExhausted) {
 			decisions.WithLabelValues(string(req.Operation), "exhausted").Inc()
-			return admission.Denied(denialMessage([]api.Problem{{Key: authz.PoolKey(plan.Request), Message: exhausted(plan.Pool)}})).WithWarnings(warnings...)
+			return h.deny(req, pod, []api.Problem{{Key: authz.PoolKey(plan.Request), Message: exhausted(plan.Pool)}}, warnings)
 		} else if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
@@ -125,6 +129,15 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod *corev1.
 	}
 	Inject(mutated, h.Config, claim, res)
 	return patch(orig, mutated, removals, warnings)
+}
+
+// deny refuses the pod and, outside a dry run, tells Refusals.
+func (h *Handler) deny(req admission.Request, pod *corev1.Pod, problems []api.Problem, warnings []string) admission.Response {
+	msg := denialMessage(problems)
+	if h.Refusals != nil && !isDryRun(req) {
+		h.Refusals.Report(pod, api.EventRefused, "Admit", "pods are refused at creation: "+msg)
+	}
+	return admission.Denied(msg).WithWarnings(warnings...)
 }
 
 // stripSystemKeys removes every key kube-eip writes; Inject puts back what

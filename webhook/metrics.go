@@ -14,6 +14,10 @@ var (
 		Namespace: "kube_eip", Subsystem: "webhook", Name: "reservation_attempts_total",
 		Help: "Attempts to reserve an address, by outcome (reserved, taken, error).",
 	}, []string{"outcome"})
+	workloadDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "webhook", Name: "workload_decisions_total",
+		Help: "Admission decisions on workloads' pod templates, by kind, operation and result (admitted, warned, denied).",
+	}, []string{"kind", "operation", "result"})
 	reclaimed = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "kube_eip", Subsystem: "webhook", Name: "reservations_reclaimed_total",
 		Help: "Reservations deleted because the pod they were made for never appeared.",
@@ -21,5 +25,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(decisions, reservationAttempts, reclaimed)
+	metrics.Registry.MustRegister(decisions, workloadDecisions, reservationAttempts, reclaimed)
 }

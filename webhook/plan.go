@@ -30,6 +30,9 @@ type State interface {
 	// AddressesHeld counts the namespace's pods that hold an address or
 	// wait for one (they carry kube-eip's release finalizer).
 	AddressesHeld(namespace string) int
+	// Account is the binder's last count of the AWS account's Elastic IPs;
+	// known is false until it published one.
+	Account() (acct api.Account, known bool)
 }
 
 // Input is one pod's creation, decoded.
@@ -72,19 +75,15 @@ type Plan struct {
 // function of its input.
 func Decide(in Input) Plan {
 	pod := in.Pod
-	req, problems, warnings := api.ParseRequest(pod.Annotations)
-	plan := Plan{Request: req, Warnings: warnings, Denial: problems}
-	if len(plan.Denial) > 0 || req == nil {
+	t := DecideTemplate(TemplateInput{
+		Annotations: pod.Annotations, Spec: &pod.Spec, Named: pod.Name != "",
+		Namespace: in.Namespace, Pools: in.State,
+	})
+	plan := Plan{Request: t.Request, Warnings: t.Warnings, Denial: t.Denial}
+	if len(plan.Denial) > 0 || plan.Request == nil {
 		return plan
 	}
-	if pod.Spec.HostNetwork {
-		return deny(plan, api.AnnotationMode, "pods with hostNetwork: true share their node's address and cannot get an Elastic IP of their own; remove hostNetwork, or give the node an address instead")
-	}
-	for i, c := range pod.Spec.Containers {
-		if c.Name == api.WaitContainerName {
-			return deny(plan, api.AnnotationMode, fmt.Sprintf("spec.containers[%d]: the name %s is kube-eip's (its injected init container); rename the container", i, api.WaitContainerName))
-		}
-	}
+	req, pool := t.Request, t.Pool
 	// A claim already on the pod is kept only on a reinvocation, when no
 	// pod carries it yet. Copied from a live pod's manifest it would tie
 	// this pod to that pod's address.
@@ -94,13 +93,6 @@ func Decide(in Input) Plan {
 			// The first pass reserved this for the same pod.
 			plan.Admitted, plan.Reservation = true, p
 		}
-	}
-	if req.Mode == api.ModeSticky && pod.Name == "" {
-		return deny(plan, api.AnnotationMode, stickyNeedsName)
-	}
-	pool, problem := authz.Check(req, in.Namespace, in.State)
-	if problem != nil {
-		return deny(plan, problem.Key, problem.Message)
 	}
 	if plan.Admitted {
 		// The first pass counted and reserved for this pod already.
@@ -126,20 +118,22 @@ func Decide(in Input) Plan {
 			return plan
 		}
 	}
-	pinnedTo := []string{owner}
-	if owner != "" {
-		// A stickyTag too long for EC2 holds the shortened form.
-		pinnedTo = append(pinnedTo, api.OwnerTag(pod.Namespace, pod.Name))
-	}
-	plan.Candidates = candidates(pool, pinnedTo, in.State)
+	plan.Candidates = candidates(pool, pinnedForms(pod.Namespace, owner, pod.Name), in.State)
 	if len(plan.Candidates) == 0 {
 		return deny(plan, authz.PoolKey(req), exhausted(pool))
 	}
 	return plan
 }
 
-const stickyNeedsName = "mode sticky ties the address to the pod's name, and this pod has none yet (generateName, as Deployment pods do); " +
-	"use a StatefulSet or a named pod, or mode pool"
+// pinnedForms are the values a pool's stickyTag may hold for a pod
+// identity: owner, and the shortened form of a stickyTag too long for
+// EC2. An empty owner (not sticky) pins nothing.
+func pinnedForms(namespace, owner, name string) []string {
+	if owner == "" {
+		return []string{owner}
+	}
+	return []string{owner, api.OwnerTag(namespace, name)}
+}
 
 func deny(plan Plan, key, msg string) Plan {
 	plan.Denial = append(plan.Denial, api.Problem{Key: key, Message: msg})

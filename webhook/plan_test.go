@@ -19,6 +19,7 @@ type fakeState struct {
 	reserved map[string]*v1alpha1.EIPReservation
 	claims   map[string]bool // claims carried by existing pods
 	held     map[string]int  // namespace → pods holding or waiting for an address
+	account  *api.Account
 }
 
 func (s fakeState) Pool(name string) (*v1alpha1.EIPPool, bool) { p, ok := s.pools[name]; return p, ok }
@@ -32,6 +33,12 @@ func (s fakeState) Pools() []v1alpha1.EIPPool {
 func (s fakeState) Reserved(id string) bool      { _, ok := s.reserved[id]; return ok }
 func (s fakeState) ClaimInUse(claim string) bool { return s.claims[claim] }
 func (s fakeState) AddressesHeld(ns string) int  { return s.held[ns] }
+func (s fakeState) Account() (api.Account, bool) {
+	if s.account == nil {
+		return api.Account{}, false
+	}
+	return *s.account, true
+}
 func (s fakeState) StickyReservation(pool, owner string) (*v1alpha1.EIPReservation, bool) {
 	for _, r := range s.reserved {
 		if r.Spec.Pool == pool && r.Spec.StickyOwner == owner {

@@ -3,8 +3,10 @@ package webhook
 // The webhook's permissions in the cluster, generated into
 // deploy/rbac/webhook by make generate. It caches managed pods' metadata,
 // namespaces and pools, reserves by creating EIPReservations, and its
-// leader reclaims those whose pod never came. Leases are for leader
-// election, in kube-eip's own namespace.
+// leader reclaims those whose pod never came. It reads a refused pod's
+// ReplicaSet or Job to find the Deployment or CronJob to tell, and the
+// binder's count of the account's addresses, a ConfigMap in kube-eip's
+// own namespace. Leases are for leader election, in that namespace too.
 //
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -12,4 +14,7 @@ package webhook
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations/status,verbs=patch;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update

@@ -60,34 +60,118 @@ func (reg Registration) clientConfig(path string) admissionregistrationv1.Webhoo
 	return cc
 }
 
-// PoolsWebhookName is the name of the EIPPool webhook inside its
-// configuration.
-const PoolsWebhookName = "eippools.kube-eip.io"
+// Names of the validating webhooks inside their configuration.
+const (
+	PoolsWebhookName     = "eippools.kube-eip.io"
+	WorkloadsWebhookName = "workloads.kube-eip.io"
+	CronJobsWebhookName  = "cronjobs.kube-eip.io"
+)
 
-// PoolsConfiguration returns the ValidatingWebhookConfiguration that sends
-// EIPPool creates and updates to the webhook, which refuses a pool whose
-// selector certainly shares addresses with another's (PoolHandler).
-func PoolsConfiguration(reg Registration) *admissionregistrationv1.ValidatingWebhookConfiguration {
+// ValidatingConfiguration returns the ValidatingWebhookConfiguration of
+// kube-eip's validating webhooks:
+//
+//   - EIPPool creates and updates, refused when the pool's selector
+//     certainly shares addresses with another's (PoolHandler);
+//   - the pod templates of workloads applied in opted-in namespaces
+//     (WorkloadHandler), so that a template its pods would be refused for is
+//     refused where the user applied it.
+func ValidatingConfiguration(reg Registration) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	if reg.TimeoutSeconds == 0 {
 		reg.TimeoutSeconds = 5
 	}
+	pools := admissionregistrationv1.ValidatingWebhook{
+		Name:                    PoolsWebhookName,
+		ClientConfig:            reg.clientConfig(PoolsPath),
+		AdmissionReviewVersions: []string{"v1"},
+		SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+		FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+		TimeoutSeconds:          ptr.To(reg.TimeoutSeconds),
+		MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+		Rules: []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{v1alpha1.GroupVersion.Group}, APIVersions: []string{"*"}, Resources: []string{"eippools"},
+				Scope: ptr.To(admissionregistrationv1.ClusterScope),
+			},
+		}},
+	}
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: reg.Name},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    PoolsWebhookName,
-			ClientConfig:            reg.clientConfig(PoolsPath),
-			AdmissionReviewVersions: []string{"v1"},
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			TimeoutSeconds:          ptr.To(reg.TimeoutSeconds),
-			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-				Rule: admissionregistrationv1.Rule{
-					APIGroups: []string{v1alpha1.GroupVersion.Group}, APIVersions: []string{"*"}, Resources: []string{"eippools"},
-					Scope: ptr.To(admissionregistrationv1.ClusterScope),
-				},
-			}},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{
+			pools,
+			reg.workloadWebhook(WorkloadsWebhookName, "object.spec.template",
+				admissionregistrationv1.Rule{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets", "replicasets"}},
+				admissionregistrationv1.Rule{APIGroups: []string{"batch"}, Resources: []string{"jobs"}}),
+			reg.workloadWebhook(CronJobsWebhookName, "object.spec.jobTemplate.spec.template",
+				admissionregistrationv1.Rule{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}}),
+		},
+	}
+}
+
+// workloadWebhook sends the API server's creates and updates of rules'
+// workloads whose pod template, at template, carries kube-eip's keys.
+//
+// It fails open (Ignore): a workload is not an address, and every pod it
+// makes still meets pod admission, which fails closed. An outage of this
+// webhook costs a user the early refusal, never a pod the wrong address.
+//
+// Not sent: objects a controller owns (a Deployment's ReplicaSets, a
+// CronJob's Jobs), checked already as their owner and never applied by a
+// user, so no controller's work waits on this webhook; and updates that
+// leave the spec alone (status, labels, the Deployment controller's
+// revision annotation).
+func (reg Registration) workloadWebhook(name, template string, rules ...admissionregistrationv1.Rule) admissionregistrationv1.ValidatingWebhook {
+	ops := make([]admissionregistrationv1.RuleWithOperations, len(rules))
+	for i, r := range rules {
+		r.APIVersions = []string{"v1"}
+		r.Scope = ptr.To(admissionregistrationv1.NamespacedScope)
+		ops[i] = admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule:       r,
+		}
+	}
+	return admissionregistrationv1.ValidatingWebhook{
+		Name:                    name,
+		ClientConfig:            reg.clientConfig(WorkloadsPath),
+		AdmissionReviewVersions: []string{"v1"},
+		SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+		FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+		TimeoutSeconds:          ptr.To(reg.TimeoutSeconds),
+		MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+		Rules:                   ops,
+		NamespaceSelector:       reg.namespaceSelector(),
+		MatchConditions: []admissionregistrationv1.MatchCondition{
+			{Name: "template-asks-for-an-eip", Expression: guarded(template, hasEIPAnnotations(template))},
+			{Name: "not-owned-by-a-controller", Expression: "!has(object.metadata.ownerReferences) || !object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller)"},
+			{Name: "spec-changed", Expression: "request.operation != 'UPDATE' || object.spec != oldObject.spec"},
+		},
+	}
+}
+
+// guarded is expr behind has() of each field on the way to path
+// (object.spec.template: object.spec, then .template, then .metadata), so
+// that an object without them is not an evaluation error but false.
+func guarded(path, expr string) string {
+	parts := strings.Split(path, ".")
+	var guards []string
+	for i := 2; i <= len(parts); i++ {
+		guards = append(guards, "has("+strings.Join(parts[:i], ".")+")")
+	}
+	guards = append(guards, "has("+path+".metadata)", expr)
+	return strings.Join(guards, " && ")
+}
+
+// namespaceSelector selects the opted-in namespaces, less kube-system and
+// kube-eip's own, so that the webhook never blocks itself.
+func (reg Registration) namespaceSelector() *metav1.LabelSelector {
+	excluded := []string{metav1.NamespaceSystem}
+	if reg.OwnNamespace != "" && reg.OwnNamespace != metav1.NamespaceSystem {
+		excluded = append(excluded, reg.OwnNamespace)
+	}
+	return &metav1.LabelSelector{
+		MatchLabels: map[string]string{api.LabelInjection: api.InjectionEnabled},
+		MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: excluded,
 		}},
 	}
 }
@@ -98,10 +182,6 @@ func Configuration(reg Registration) *admissionregistrationv1.MutatingWebhookCon
 		reg.TimeoutSeconds = 5
 	}
 	clientConfig := reg.clientConfig(Path)
-	excluded := []string{metav1.NamespaceSystem}
-	if reg.OwnNamespace != "" && reg.OwnNamespace != metav1.NamespaceSystem {
-		excluded = append(excluded, reg.OwnNamespace)
-	}
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: reg.Name},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
@@ -123,13 +203,8 @@ func Configuration(reg Registration) *admissionregistrationv1.MutatingWebhookCon
 					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 				},
 			}},
-			NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{api.LabelInjection: api.InjectionEnabled},
-				MatchExpressions: []metav1.LabelSelectorRequirement{{
-					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: excluded,
-				}},
-			},
-			MatchConditions: matchConditions(reg.Exempt),
+			NamespaceSelector: reg.namespaceSelector(),
+			MatchConditions:   matchConditions(reg.Exempt),
 		}},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,6 +27,7 @@ import (
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 	"github.com/kube-eip/kube-eip/certs"
+	"github.com/kube-eip/kube-eip/internal/owners"
 	"github.com/kube-eip/kube-eip/webhook/server"
 )
 
@@ -43,8 +45,10 @@ type Options struct {
 	ClaimTTL time.Duration
 	// LeaderElection makes one replica run the reclaimer; every replica
 	// serves admission.
-	LeaderElection          bool
-	LeaderElectionNamespace string
+	LeaderElection bool
+	// Namespace is kube-eip's own: its leader election lease, and the
+	// binder's count of the account's addresses (api.AccountConfigMap).
+	Namespace string
 	// Log is the process logger.
 	Log logr.Logger
 }
@@ -97,12 +101,9 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 		HealthProbeBindAddress:  "0",
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "kube-eip-webhook",
-		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		LeaderElectionNamespace: opts.Namespace,
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Only pods that went through admission, not the whole cluster.
-			podMeta(): {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
-		}},
+		Cache:                   cache.Options{ByObject: cached(opts.Namespace)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the controller manager: %w", err)
@@ -112,7 +113,11 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 	}
 	// Admission reads these from the cache; make them part of the start
 	// (and of readiness) rather than of the first request.
-	for _, obj := range []client.Object{&v1alpha1.EIPPool{}, &corev1.Namespace{}} {
+	informed := []client.Object{&v1alpha1.EIPPool{}, &corev1.Namespace{}}
+	if opts.Namespace != "" {
+		informed = append(informed, &corev1.ConfigMap{})
+	}
+	for _, obj := range informed {
 		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
 			return nil, fmt.Errorf("preparing the %T informer: %w", obj, err)
 		}
@@ -122,20 +127,28 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 		return nil, fmt.Errorf("setting up the reservation reclaimer: %w", err)
 	}
 
+	// Refused pods are reported on the workload the user applied.
+	refusals := owners.New(mgr.GetAPIReader(), mgr.GetEventRecorder("kube-eip-webhook"), log.WithName("owners"))
+	if err := mgr.Add(refusals); err != nil {
+		return nil, fmt.Errorf("adding the refusal reporter: %w", err)
+	}
+	state := CacheState{Reader: mgr.GetCache(), Namespace: opts.Namespace}
 	handler := NewHandler(Handler{
-		State:       CacheState{Reader: mgr.GetCache()},
+		State:       state,
 		Reservation: LiveReservation(mgr.GetAPIReader()),
 		Namespaces:  Namespace(mgr.GetCache()),
 		Reserver:    APIReserver{Client: mgr.GetClient()},
 		Config:      opts.Inject,
+		Refusals:    refusals,
 	})
 	var synced atomic.Bool
 	srv, err := server.Start(ctx, server.Options{
 		Addr:  opts.Addr,
 		Certs: opts.Certs,
 		Handlers: map[string]http.Handler{
-			Path:      serve(handler, log.WithName("admission")),
-			PoolsPath: serve(&PoolHandler{Pools: CacheState{Reader: mgr.GetCache()}}, log.WithName("pools")),
+			Path:          serve(handler, log.WithName("admission")),
+			PoolsPath:     serve(&PoolHandler{Pools: state}, log.WithName("pools")),
+			WorkloadsPath: serve(&WorkloadHandler{State: state, Namespaces: Namespace(mgr.GetCache())}, log.WithName("workloads")),
 		},
 		Readiness: []func() error{func() error {
 			if !synced.Load() {
@@ -158,6 +171,22 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 	})
 	g.Go(srv.Wait)
 	return &Webhook{server: srv, group: g}, nil
+}
+
+// cached narrows what the cache holds of kinds the cluster has many of:
+// only pods that went through admission, and only the account's
+// ConfigMap of kube-eip's own namespace.
+func cached(namespace string) map[client.Object]cache.ByObject {
+	by := map[client.Object]cache.ByObject{
+		podMeta(): {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
+	}
+	if namespace != "" {
+		by[&corev1.ConfigMap{}] = cache.ByObject{
+			Namespaces: map[string]cache.Config{namespace: {}},
+			Field:      fields.OneTermEqualSelector("metadata.name", api.AccountConfigMap),
+		}
+	}
+	return by
 }
 
 // serve is h as an HTTP handler of admission reviews, logging to log.

@@ -22,6 +22,9 @@ const (
 // CacheState reads admission's State from an informer-backed reader.
 type CacheState struct {
 	Reader client.Reader
+	// Namespace is kube-eip's own, where the binder publishes the
+	// account's count (api.AccountConfigMap).
+	Namespace string
 }
 
 var _ State = CacheState{}
@@ -90,6 +93,18 @@ func (s CacheState) AddressesHeld(namespace string) int {
 		}
 	}
 	return held
+}
+
+// Account implements State.
+func (s CacheState) Account() (api.Account, bool) {
+	if s.Namespace == "" {
+		return api.Account{}, false
+	}
+	cm := &corev1.ConfigMap{}
+	if err := s.Reader.Get(context.Background(), client.ObjectKey{Namespace: s.Namespace, Name: api.AccountConfigMap}, cm); err != nil {
+		return api.Account{}, false
+	}
+	return api.ParseAccount(cm.Data)
 }
 
 // The webhook caches managed pods as metadata only: it reads nothing else

@@ -22,7 +22,7 @@ func webhookFlags(fs *flag.FlagSet) runFunc {
 	fs.DurationVar(&o.Inject.WaitTimeout, "wait-timeout", 0, "how long the injected container waits for the address before failing (default 10m)")
 	fs.DurationVar(&o.ClaimTTL, "claim-ttl", webhook.DefaultClaimTTL, "how long a reservation waits for its pod before it is reclaimed")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "run the reservation reclaimer on one replica only")
-	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's)")
+	fs.StringVar(&o.Namespace, "namespace", podNamespace(), "kube-eip's own namespace: its leader election lease and the account's address count (default: the pod's)")
 	return func(ctx context.Context, _ io.Writer) error {
 		cfg, err := apiConfig()
 		if err != nil {
