@@ -21,7 +21,7 @@ build: ## build kube-eip's binaries into bin/
 	go build -o $(BIN)/ ./cmd/...
 
 .PHONY: tools
-tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager) into bin/
+tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager) and kubectl into bin/
 	bash hack/build-tools.sh
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
@@ -73,9 +73,10 @@ e2e: tools ## end-to-end tests against the real control plane
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./e2e/...
 
 .PHONY: bench
-bench: tools ## benchmarks: admission over TLS, pod creation with and without the webhook, the EC2 emulator, the binder (about 15 minutes)
+bench: tools ## benchmarks: admission over TLS, pod and Deployment creation with and without the webhooks, the EC2 emulator, the binder (about 16 minutes)
 	go test -run '^$$' -bench . -benchtime 5s ./webhook/
 	go test -run '^$$' -bench PodCreation -benchtime 600x ./e2e/
+	go test -run '^$$' -bench DeploymentCreation -benchtime 300x ./e2e/
 	go test -run '^$$' -bench SDKCalls -benchtime 3s ./e2e/ec2sim/
 	go test -run '^$$' -bench SinglePod -benchtime 20x -timeout 20m ./e2e/bench/
 	go test -run '^$$' -bench 'Burst|Memory' -benchtime 1x -timeout 40m ./e2e/bench/
@@ -92,7 +93,7 @@ $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION):
 
 .PHONY: dev
 dev: ## start the local stack in the background (idempotent)
-	bash hack/build-tools.sh --kubectl
+	bash hack/build-tools.sh
 	go build -o $(BIN)/ ./cmd/devstack ./cmd/kube-eip ./cmd/ec2sim
 	bash hack/dev.sh
 

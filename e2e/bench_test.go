@@ -10,9 +10,15 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/e2e/stack"
+	"github.com/kube-eip/kube-eip/webhook"
 )
 
 // BenchmarkPodCreation measures what kube-eip's webhook adds to creating a
@@ -126,3 +132,107 @@ func percentile(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkDeploymentCreation measures what kube-eip's workload webhook
+// adds to creating a Deployment without kube-eip's keys in an opted-in
+// namespace: nothing measurable, because its match conditions are decided
+// in the API server and it is never called. Each round creates, in a
+// random order, one Deployment in a namespace no webhook selects
+// ("plain"), one without kube-eip's keys in an opted-in namespace
+// ("unrelated"), and one with them ("asks", which the webhook answers: the
+// cost of a call, for scale). Replicas are 0, so no pod is made.
+//
+// Reported: each kind's p50 and p99, unrelated's and asks' p50 over
+// plain's, and the webhook's workload reviews per asks Deployment, which
+// must be exactly 1: a review for an unrelated Deployment, or for what the
+// Deployment controller writes after, fails the benchmark.
+//
+//	go test -run '^$' -bench DeploymentCreation -benchtime 300x ./e2e/
+func BenchmarkDeploymentCreation(b *testing.B) {
+	kinds := []struct {
+		name, ns    string
+		annotations map[string]string
+	}{
+		{"plain", newNamespace(b), nil},
+		{"unrelated", newEIPNamespace(b, map[string]string{"tenant": "bench-workloads"}), map[string]string{"example.com/owner": "team-a"}},
+		{"asks", newEIPNamespace(b, map[string]string{"tenant": "bench-workloads-asks"}), map[string]string{api.AnnotationMode: "auto"}},
+	}
+	var seq atomic.Int64
+	create := func(ns string, annotations map[string]string) time.Duration {
+		name := fmt.Sprintf("d-%d", seq.Add(1))
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To[int32](0),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}, Annotations: annotations},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+				},
+			},
+		}
+		start := time.Now()
+		if _, err := kube.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+			b.Errorf("create: %v", err)
+		}
+		return time.Since(start)
+	}
+	// reviews is the webhook's count of workload reviews once it holds
+	// still: it counts each review just after answering it.
+	reviews := func() float64 {
+		last := -1.0
+		err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			page, err := env.WebhookMetrics(ctx)
+			if err != nil {
+				return false, err
+			}
+			n := stack.SumSamples(page, "kube_eip_webhook_request_duration_seconds_count", fmt.Sprintf("path=%q", webhook.WorkloadsPath))
+			settled := n == last
+			last = n
+			return settled, nil
+		})
+		if err != nil {
+			b.Fatalf("reading the webhook's review count: %v", err)
+		}
+		return last
+	}
+	for range 20 {
+		for _, k := range kinds {
+			create(k.ns, k.annotations)
+		}
+	}
+	before := reviews()
+	b.ResetTimer()
+	took := make([][]time.Duration, len(kinds))
+	for range b.N {
+		for _, i := range rand.Perm(len(kinds)) { //nolint:gosec // an order, not a secret
+			took[i] = append(took[i], create(kinds[i].ns, kinds[i].annotations))
+		}
+	}
+	b.StopTimer()
+	plain := median(took[0])
+	for i, k := range kinds {
+		b.ReportMetric(ms(median(took[i])), k.name+"-p50-ms")
+		b.ReportMetric(ms(percentile(took[i], 99)), k.name+"-p99-ms")
+		if i > 0 {
+			b.ReportMetric(float64(median(took[i]))/float64(plain), k.name+"-ratio")
+		}
+	}
+	// Let the Deployment controller write what it writes on the new ones
+	// (revision annotations, ReplicaSets) before counting.
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		sets, err := kube.AppsV1().ReplicaSets(kinds[2].ns).List(ctx, metav1.ListOptions{})
+		return err == nil && len(sets.Items) >= b.N+20, nil
+	})
+	if err != nil {
+		b.Fatalf("waiting for the ReplicaSets of the asks Deployments: %v", err)
+	}
+	perAsks := (reviews() - before) / float64(b.N)
+	b.ReportMetric(perAsks, "reviews-per-asks")
+	if perAsks != 1 {
+		b.Fatalf("the workload webhook served %.2f reviews per Deployment with kube-eip's keys, want exactly 1: it was called for something else", perAsks)
+	}
+	for _, k := range kinds {
+		_ = kube.AppsV1().Deployments(k.ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{})
+	}
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-scheduler,
-# kube-controller-manager) from e2e/tools into bin/, and with --kubectl the
-# matching kubectl too (make dev needs it, the tests do not).
+# kube-controller-manager) and the matching kubectl from e2e/tools into
+# bin/: make dev hands kubectl to its user, and the end-to-end suite applies
+# manifests with it to assert what kubectl prints.
 # Skips the build when bin/.tools-stamp matches the tools module and flags.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,14 +22,9 @@ ldflags="-s -w \
  -X $pkg.gitTreeState=clean \
  -X $pkg.buildDate=1970-01-01T00:00:00Z"
 
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler)
-packages=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl)
+packages=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
 stampfile="$bin/.tools-stamp"
-if [ "${1:-}" = --kubectl ]; then
-	binaries+=(kubectl)
-	packages+=(k8s.io/kubernetes/cmd/kubectl)
-	stampfile="$bin/.tools-kubectl-stamp"
-fi
 stamp=$(cat "$tools/go.mod" "$tools/go.sum" "$0" | sha256sum | cut -d' ' -f1)-$(go env GOVERSION)
 current=true
 for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || current=false; done

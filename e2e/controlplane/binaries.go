@@ -22,7 +22,7 @@ func resolveBinDir(dir string) (string, error) {
 		}
 		dir = filepath.Join(root, "bin")
 	}
-	for _, name := range []string{etcdName, apiServerName, controllerManagerName, schedulerName} {
+	for _, name := range []string{etcdName, apiServerName, controllerManagerName, schedulerName, KubectlName} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			return "", fmt.Errorf("control-plane binary %s not found in %s (run `make tools` to build it): %w", name, dir, err)
 		}

@@ -47,6 +47,8 @@ type ControlPlane struct {
 	KubeconfigPath string
 	// APIServerURL is the https URL of kube-apiserver on loopback.
 	APIServerURL string
+	// Kubectl is the path of the kubectl of the control plane's version.
+	Kubectl string
 
 	config   *rest.Config
 	procs    []*process // in start order
@@ -60,6 +62,8 @@ const (
 	apiServerName         = "kube-apiserver"
 	controllerManagerName = "kube-controller-manager"
 	schedulerName         = "kube-scheduler"
+	// KubectlName is the control plane's own kubectl, built beside it.
+	KubectlName = "kubectl"
 )
 
 // Start launches the components and returns once each is healthy and the
@@ -73,7 +77,7 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := &ControlPlane{Dir: opts.Dir}
+	cp := &ControlPlane{Dir: opts.Dir, Kubectl: filepath.Join(binDir, KubectlName)}
 	if cp.Dir == "" {
 		sweepStaleTempDirs()
 		cp.Dir, err = os.MkdirTemp("", tempDirPattern)

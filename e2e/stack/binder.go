@@ -51,6 +51,7 @@ func (s *Stack) StartBinder(ctx context.Context) error {
 		"--ec2-endpoint=" + s.EC2.URL,
 		"--region=" + Region,
 		"--leader-elect=false",
+		"--namespace=" + Namespace,
 		"--health-probe-bind-address=" + health,
 		"--metrics-bind-address=" + metrics,
 	}

@@ -11,18 +11,39 @@ import (
 
 // BinderMetrics returns the binder's /metrics page.
 func (s *Stack) BinderMetrics(ctx context.Context) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.BinderMetricsURL, nil)
+	page, err := getPage(ctx, http.DefaultClient, s.BinderMetricsURL)
+	if err != nil {
+		return "", fmt.Errorf("reading the binder's metrics: %w", err)
+	}
+	return page, nil
+}
+
+// WebhookMetrics returns the webhook's /metrics page, served over TLS
+// beside admission.
+func (s *Stack) WebhookMetrics(ctx context.Context) (string, error) {
+	page, err := getPage(ctx, s.webhookClient, s.WebhookURL+"/metrics")
+	if err != nil {
+		return "", fmt.Errorf("reading the webhook's metrics: %w", err)
+	}
+	return page, nil
+}
+
+func getPage(ctx context.Context, client *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("reading the binder's metrics: %w", err)
+		return "", err
 	}
 	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s answered %s", url, resp.Status)
+	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("reading the binder's metrics: %w", err)
+		return "", err
 	}
 	return string(body), nil
 }

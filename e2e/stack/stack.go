@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,7 +87,9 @@ type Stack struct {
 	tempDir    bool
 	webhook    *controlplane.Child
 	runWebhook func(context.Context) error
-	binder     *controlplane.Child
+	// webhookClient trusts the webhook's serving certificate.
+	webhookClient *http.Client
+	binder        *controlplane.Child
 	// kubeconfigs are the webhook's and the binder's, by component: each
 	// runs as its own service account.
 	kubeconfigs map[string]string

@@ -90,6 +90,7 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 		"--tls-key-file=" + keyFile,
 		"--wait-image=" + Image,
 		"--leader-elect=false",
+		"--namespace=" + Namespace,
 	}
 	if opts.WaitTimeout > 0 {
 		args = append(args, "--wait-timeout="+opts.WaitTimeout.String())
@@ -98,6 +99,9 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 		args = append(args, "--claim-ttl="+opts.ClaimTTL.String())
 	}
 	url := "https://" + addr
+	if s.webhookClient, err = trusting(ca.CertPEM()); err != nil {
+		return err
+	}
 	// The real binary, as a pod would run it: its own process, flags and
 	// kubeconfig, so the end-to-end tests cover the command line too.
 	s.runWebhook = func(ctx context.Context) error {
@@ -107,7 +111,7 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 			return fmt.Errorf("starting the webhook: %w", err)
 		}
 		s.webhook = child
-		return waitReady(ctx, url+"/readyz", ca.CertPEM(), child)
+		return waitReady(ctx, url+"/readyz", s.webhookClient, child)
 	}
 	if err := s.runWebhook(ctx); err != nil {
 		return err
@@ -119,8 +123,8 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 	if err := ensure(ctx, webhook.Configuration(reg), s.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()); err != nil {
 		return fmt.Errorf("registering the webhook: %w", err)
 	}
-	if err := ensure(ctx, webhook.PoolsConfiguration(reg), s.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations()); err != nil {
-		return fmt.Errorf("registering the EIPPool webhook: %w", err)
+	if err := ensure(ctx, webhook.ValidatingConfiguration(reg), s.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations()); err != nil {
+		return fmt.Errorf("registering the EIPPool and workload webhooks: %w", err)
 	}
 	return nil
 }
@@ -142,12 +146,16 @@ func (s *Stack) StartWebhook(ctx context.Context) error {
 	return s.runWebhook(ctx)
 }
 
-func waitReady(ctx context.Context, url string, caPEM []byte, child *controlplane.Child) error {
+// trusting is an HTTPS client that trusts only caPEM.
+func trusting(caPEM []byte) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
-		return errors.New("parsing the webhook CA")
+		return nil, errors.New("parsing the webhook CA")
 	}
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+}
+
+func waitReady(ctx context.Context, url string, client *http.Client, child *controlplane.Child) error {
 	if err := waitOK(ctx, client, url, child); err != nil {
 		return fmt.Errorf("waiting for the webhook: %w", err)
 	}
