@@ -347,7 +347,7 @@ func TestARefusalIsReportedForTheWorkload(t *testing.T) {
 	e.b.Refusals = s
 	e.start()
 	e.wantRefused(namespace, "web-7d9c-x2x", `EIPPool "deleted" does not exist`)
-	if len(s.notes) != 1 || !strings.HasPrefix(s.notes[0], `ReplicaSet/web-7d9c EIPRefused Authorize pod web-7d9c-x2x gets no address: kube-eip.io/pool: EIPPool "deleted" does not exist`) {
+	if len(s.notes) != 1 || !strings.HasPrefix(s.notes[0], `ReplicaSet/web-7d9c EIPRefused Authorize pod web-7d9c-x2x is refused: kube-eip.io/pool: EIPPool "deleted" does not exist`) {
 		t.Errorf("reported %q", s.notes)
 	}
 }

@@ -74,7 +74,7 @@ func (b *Binder) refused(pod *corev1.Pod, r *refusal) reconcile.Result {
 	}
 	b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventRefused, "Authorize", "%s", msg)
 	if b.Refusals != nil {
-		b.Refusals.Report(pod, api.EventRefused, "Authorize", fmt.Sprintf("pod %s gets no address: %s", pod.Name, msg))
+		b.Refusals.Report(pod, api.EventRefused, "Authorize", fmt.Sprintf("pod %s is refused: %s", pod.Name, msg))
 	}
 	return reconcile.Result{RequeueAfter: r.retry}
 }

@@ -35,6 +35,10 @@ const (
 	byoipCIDR = "198.51.100.0/24"
 )
 
+// accountQuota is the emulated account's Elastic IP quota: room for the
+// suite's addresses.
+const accountQuota = 500
+
 // claimTTL is short so that the suite sees orphaned reservations reclaimed.
 const claimTTL = 3 * time.Second
 
@@ -53,7 +57,7 @@ func TestMain(m *testing.M) {
 			ClaimTTL: claimTTL,
 			// Room for the suite's addresses; AWS's buckets, ten times
 			// faster, with the binder's client limited to match.
-			EC2: ec2sim.Options{EIPQuota: 500, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale},
+			EC2: ec2sim.Options{EIPQuota: accountQuota, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale},
 				PublicIPv4Pools: ec2sim.PublicIPv4Pools{byoipPool: byoipCIDR}},
 			Binder: stack.BinderOptions{RateScale: throttleScale, SweepInterval: sweepInterval, OrphanGrace: orphanGrace},
 		})

@@ -12,10 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-eip/kube-eip/api"
@@ -156,6 +158,16 @@ func TestAWebhookOutageDoesNotStopTheBinder(t *testing.T) {
 	}
 	if _, err := kube.CoreV1().Pods(ns).Create(t.Context(), eipPod("asks", map[string]string{"example.com/note": "x"}), metav1.CreateOptions{}); err != nil {
 		t.Errorf("creating a pod that asks nothing, in the opted-in namespace: %v", err)
+	}
+	// A workload is not an address: its check fails open, and its pods
+	// still meet pod admission.
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "applied-in-the-outage"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](0),
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "outage"}},
+		Template: eipPodTemplate("outage", map[string]string{api.AnnotationMode: "auto"}),
+	}}
+	if _, err := kube.AppsV1().Deployments(ns).Create(t.Context(), d, metav1.CreateOptions{}); err != nil {
+		t.Errorf("creating a Deployment that asks for addresses: %v, want the workload check to fail open", err)
 	}
 	// What the outage does stop: a pod that asks for an address, which
 	// must not run without the wait.

@@ -248,3 +248,51 @@ func wantDescribed(t *testing.T, ns, kind, name, reason, note string) {
 		return false, "events:" + events, nil
 	})
 }
+
+// An auto workload that asks for more addresses than its namespace's cap
+// or the account's quota leaves room for is admitted with a warning for
+// each: the binder publishes the account's count (quota from
+// DescribeAccountAttributes) where the webhook reads it. A CronJob asks
+// nothing of anyone until it runs, so only the warning is tested here.
+func TestAutoPastTheCapOrTheQuotaIsWarned(t *testing.T) {
+	ns := newEIPNamespace(t, map[string]string{"tenant": "capped"})
+	var acct api.Account
+	eventually(t, 30*time.Second, "the binder publishes the account's count", func(ctx context.Context) (bool, string, error) {
+		cm, err := kube.CoreV1().ConfigMaps(stack.Namespace).Get(ctx, api.AccountConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		var ok bool
+		acct, ok = api.ParseAccount(cm.Data)
+		return ok, fmt.Sprint(cm.Data), nil
+	})
+	if acct.Quota != accountQuota {
+		t.Fatalf("published quota %d, want the emulator's %d", acct.Quota, accountQuota)
+	}
+	if _, err := kube.CoreV1().Namespaces().Patch(t.Context(), ns, "application/merge-patch+json",
+		[]byte(`{"metadata":{"annotations":{"kube-eip.io/max-addresses":"2"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	capWarning := fmt.Sprintf(`Warning: CronJob "nightly": namespace %q holds 0 of its 2 addresses (kube-eip.io/max-addresses) for 3 pods (spec.jobTemplate.spec.parallelism): 1 of them will be refused at creation; ask a cluster admin to raise the cap`, ns)
+	eventually(t, 10*time.Second, "the cap warned of", func(ctx context.Context) (bool, string, error) {
+		// The webhook reads the namespace's cap from its cache.
+		_, stderr, err := env.Kubectl(ctx, manifest("CronJob", "nightly", 3, "kube-eip.io/mode: auto"), "apply", "--namespace="+ns, "-f", "-")
+		if err != nil {
+			return false, "", err
+		}
+		return strings.TrimSpace(stderr) == capWarning, stderr, nil
+	})
+
+	many := accountQuota + 100
+	_, stderr, err := apply(t, ns, manifest("CronJob", "nightly", many, "kube-eip.io/mode: auto"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings := strings.Split(strings.TrimSpace(stderr), "\n")
+	quotaWarning := fmt.Sprintf(` of its %d Elastic IPs in the region allocated (kube-eip's last count) for %d more pods (spec.jobTemplate.spec.parallelism): `, accountQuota, many-3)
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "holds 0 of its 2 addresses") ||
+		!strings.HasPrefix(warnings[1], `Warning: CronJob "nightly": the AWS account has `) || !strings.Contains(warnings[1], quotaWarning) ||
+		!strings.HasSuffix(warnings[1], "will wait without an address until Elastic IPs are released or the quota is raised (Service Quotas: EC2-VPC Elastic IPs)") {
+		t.Errorf("kubectl printed:\n  %s\nwant the cap's warning, then the quota's, containing %q", stderr, quotaWarning)
+	}
+}

@@ -77,14 +77,14 @@ func TestRefusalsReachTheWorkloadTheUserApplied(t *testing.T) {
 	r.Report(podOf(nil), "EIPRefused", "Admit", "a bare pod: its user was told")
 	r.Report(podOf(controlledBy("apps/v1", "ReplicaSet", "web-7d9c", "rs-uid")), "EIPRefused", "Admit", "pods are refused at creation: no pool")
 	r.Report(podOf(controlledBy("batch/v1", "Job", "nightly-290", "job-uid")), "EIPRefused", "Admit", "pods are refused at creation: no pool")
-	r.Report(podOf(controlledBy("apps/v1", "StatefulSet", "db", "sts-uid")), "EIPRefused", "Authorize", "pod db-0 gets no address: closed")
+	r.Report(podOf(controlledBy("apps/v1", "StatefulSet", "db", "sts-uid")), "EIPRefused", "Authorize", "pod db-0 is refused: closed")
 	r.Report(podOf(controlledBy("apps/v1", "ReplicaSet", "gone-1", "gone-uid")), "EIPRefused", "Admit", "x")
 	r.Report(podOf(controlledBy("apps/v1", "ReplicaSet", "api-55f", "old-uid")), "EIPRefused", "Admit", "y")
 
 	want := []string{
 		`apps/v1 Deployment/web (deploy-uid) Warning EIPRefused Admit: ReplicaSet web-7d9c: pods are refused at creation: no pool`,
 		`batch/v1 CronJob/nightly (cron-uid) Warning EIPRefused Admit: Job nightly-290: pods are refused at creation: no pool`,
-		`apps/v1 StatefulSet/db (sts-uid) Warning EIPRefused Authorize: pod db-0 gets no address: closed`,
+		`apps/v1 StatefulSet/db (sts-uid) Warning EIPRefused Authorize: pod db-0 is refused: closed`,
 		`apps/v1 ReplicaSet/gone-1 (gone-uid) Warning EIPRefused Admit: x`,
 		`apps/v1 ReplicaSet/api-55f (old-uid) Warning EIPRefused Admit: y`,
 	}
