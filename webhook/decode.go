@@ -11,9 +11,9 @@ import (
 
 // decodePod reads the part of a pod that admission looks at or adds to:
 // metadata's name, namespace, labels, annotations, finalizers and owner
-// references, and the
-// spec's hostNetwork, containers (names and volume mounts), volume names
-// and readiness gates; a container or volume that bears kube-eip's own name
+// references (a refusal is told to the pod's controller), and the spec's
+// hostNetwork, containers (names and volume mounts), volume names and
+// readiness gates; a container or volume that bears kube-eip's own name
 // is read whole, since injection checks its content. The rest of the
 // document (images, probes, env, resources, managed fields...) is skipped
 // rather than built, which takes about a tenth off a typical pod's review
@@ -57,13 +57,12 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 // admissionPod is the JSON of a pod, cut down to what decodePod keeps.
 type admissionPod struct {
 	Metadata struct {
-		Name         string            `json:"name"`
-		GenerateName string            `json:"generateName"`
-		Namespace    string            `json:"namespace"`
-		Labels       map[string]string `json:"labels"`
-		Annotations  map[string]string `json:"annotations"`
-		Finalizers   []string          `json:"finalizers"`
-		// The pod's controller is told when the pod is refused.
+		Name            string                  `json:"name"`
+		GenerateName    string                  `json:"generateName"`
+		Namespace       string                  `json:"namespace"`
+		Labels          map[string]string       `json:"labels"`
+		Annotations     map[string]string       `json:"annotations"`
+		Finalizers      []string                `json:"finalizers"`
 		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {

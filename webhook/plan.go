@@ -130,7 +130,7 @@ func Decide(in Input) Plan {
 // EC2. An empty owner (not sticky) pins nothing.
 func pinnedForms(namespace, owner, name string) []string {
 	if owner == "" {
-		return []string{owner}
+		return nil
 	}
 	return []string{owner, api.OwnerTag(namespace, name)}
 }

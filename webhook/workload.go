@@ -56,8 +56,6 @@ type WorkloadPlan struct {
 	Denial []api.Problem
 	// Warnings name the workload; they are returned either way.
 	Warnings []string
-	// Request is what its pods ask for; nil when they ask nothing.
-	Request *api.Request
 }
 
 // Message is the denial as the user reads it: the workload and where its
@@ -68,12 +66,12 @@ func (p WorkloadPlan) Message(w *Workload) string {
 
 // DecideWorkload judges a workload's pod template by the rules every one of
 // its pods will meet at admission (DecideTemplate), and warns where the
-// addresses it asks for are not there: a pool with fewer free addresses
-// than its pods, a sticky StatefulSet larger than its pool, a namespace cap
-// or the account's quota too small, or a rolling update whose surge needs
-// addresses nobody has. Capacity only warns: it changes from one moment to
-// the next, and a workload is not an address. It is a pure function of its
-// input.
+// addresses it asks for are not there: the namespace's cap too small, a
+// pool with fewer free addresses than its pods, a sticky StatefulSet larger
+// than its pool, the account's quota too small for the addresses the binder
+// allocates, or a rolling update whose surge needs addresses nobody has.
+// Capacity only warns: it changes from one moment to the next, and a
+// workload is not an address. It is a pure function of its input.
 func DecideWorkload(in WorkloadInput) WorkloadPlan {
 	w := in.Workload
 	t := DecideTemplate(TemplateInput{
@@ -99,7 +97,6 @@ func DecideWorkload(in WorkloadInput) WorkloadPlan {
 	if t.Request == nil || w.Pods < 0 {
 		return plan
 	}
-	plan.Request = t.Request
 	// start is how many pods this change starts; a rolling update of a
 	// changed template also holds surge new pods beside the old ones.
 	start, surge := w.Pods, w.Surge
@@ -110,26 +107,27 @@ func DecideWorkload(in WorkloadInput) WorkloadPlan {
 		surge = 0 // no rollout now; the next template change warns
 	}
 	ns := in.Namespace
+	// A namespace's cap counts every address its pods hold, whatever the
+	// mode, as pod admission counts them.
+	limit, capped, problem := authz.Cap(ns)
+	switch {
+	case problem != nil:
+		plan.warn(w, "its pods are refused at creation: %s", problem.Message)
+	case capped:
+		held := in.State.AddressesHeld(ns.Name)
+		plan.check(w, room{
+			free: max(0, limit-held),
+			what: fmt.Sprintf("namespace %q holds %d of its %d addresses (%s)", ns.Name, held, limit, authz.AnnotationMaxAddresses),
+			then: "will be refused at creation; ask a cluster admin to raise the cap",
+		}, start, surge)
+	}
 	switch {
 	case t.Pool != nil && t.Request.Mode == api.ModeSticky:
 		plan.checkStickyPool(w, ns.Name, t.Pool, in.State)
 	case t.Pool != nil:
 		plan.check(w, poolRoom(t.Pool, in.State), start, surge)
 	default:
-		// The binder allocates: the namespace's cap and the account's
-		// quota bound it.
-		limit, capped, problem := authz.Cap(ns)
-		switch {
-		case problem != nil:
-			plan.warn(w, "its pods are refused at creation: %s", problem.Message)
-		case capped:
-			held := in.State.AddressesHeld(ns.Name)
-			plan.check(w, room{
-				free: max(0, limit-held),
-				what: fmt.Sprintf("namespace %q holds %d of its %d addresses (%s)", ns.Name, held, limit, authz.AnnotationMaxAddresses),
-				then: "will be refused at creation; ask a cluster admin to raise the cap",
-			}, start, surge)
-		}
+		// The binder allocates, as far as the account's quota goes.
 		if acct, known := in.State.Account(); known {
 			plan.check(w, room{
 				free: acct.Room(),

@@ -139,6 +139,16 @@ func TestDecideWorkload(t *testing.T) {
 				`Deployment "web": namespace "payments" holds 3 of its 5 addresses (kube-eip.io/max-addresses) for 3 pods (spec.replicas): 1 of them will be refused at creation; ask a cluster admin to raise the cap`,
 				`Deployment "web": the AWS account has 4 of its 5 Elastic IPs in the region allocated (kube-eip's last count) for 3 pods (spec.replicas): 2 of them will wait without an address`,
 			}},
+		{name: "a pool's pods count against the cap too",
+			w: workload("Deployment", "web", 3, 0, poolOf("three")), ns: func() *corev1.Namespace {
+				n := ns.DeepCopy()
+				n.Annotations = map[string]string{authz.AnnotationMaxAddresses: "4"}
+				return n
+			}(),
+			warnings: []string{
+				`Deployment "web": namespace "payments" holds 3 of its 4 addresses (kube-eip.io/max-addresses) for 3 pods (spec.replicas): 2 of them will be refused at creation`,
+				`Deployment "web": EIPPool "three" has 2 free addresses for 3 pods (spec.replicas): 1 of them`,
+			}},
 		{name: "auto under a malformed cap",
 			w: workload("Deployment", "web", 1, 0, auto), ns: func() *corev1.Namespace {
 				n := ns.DeepCopy()
