@@ -70,14 +70,11 @@ func BenchmarkPodCreation(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		plain := median(took[0])
+		names := make([]string, len(kinds))
 		for i, k := range kinds {
-			b.ReportMetric(ms(median(took[i])), k.name+"-p50-ms")
-			b.ReportMetric(ms(percentile(took[i], 99)), k.name+"-p99-ms")
-			if i > 0 {
-				b.ReportMetric(float64(median(took[i]))/float64(plain), k.name+"-ratio")
-			}
+			names[i] = k.name
 		}
+		reportLatencies(b, names, took)
 		cleanup()
 	})
 	// Two clients at once, as a ReplicaSet scale-up: each does a plain and
@@ -120,6 +117,19 @@ func podCreator(b *testing.B) func(ns string) time.Duration {
 			b.Errorf("create: %v", err)
 		}
 		return time.Since(start)
+	}
+}
+
+// reportLatencies reports each kind's p50 and p99, and its p50 over the
+// first kind's, the baseline.
+func reportLatencies(b *testing.B, kinds []string, took [][]time.Duration) {
+	base := median(took[0])
+	for i, k := range kinds {
+		b.ReportMetric(ms(median(took[i])), k+"-p50-ms")
+		b.ReportMetric(ms(percentile(took[i], 99)), k+"-p99-ms")
+		if i > 0 {
+			b.ReportMetric(float64(median(took[i]))/float64(base), k+"-ratio")
+		}
 	}
 }
 
@@ -228,14 +238,11 @@ func BenchmarkDeploymentCreation(b *testing.B) {
 	if n := afterCount - matchedCount; n > 0 {
 		b.ReportMetric((afterSeconds-matchedSeconds)/n*1e6, "match-conditions-us")
 	}
-	plain := median(took[0])
+	names := make([]string, len(kinds))
 	for i, k := range kinds {
-		b.ReportMetric(ms(median(took[i])), k.name+"-p50-ms")
-		b.ReportMetric(ms(percentile(took[i], 99)), k.name+"-p99-ms")
-		if i > 0 {
-			b.ReportMetric(float64(median(took[i]))/float64(plain), k.name+"-ratio")
-		}
+		names[i] = k.name
 	}
+	reportLatencies(b, names, took)
 	// Let the Deployment controller write what it writes on the new ones
 	// (revision annotations, ReplicaSets) before counting: it writes at
 	// the controller manager's 20 requests/s, shared by all kinds here.

@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -117,21 +116,13 @@ func TestUnknownAccountAttributeIsRefused(t *testing.T) {
 // other than the Go SDK reads it too.
 func TestAccountAttributesWireShape(t *testing.T) {
 	srv, _, _ := setup(t)
-	form := "Action=DescribeAccountAttributes&Version=2016-11-15&AttributeName.1=vpc-max-elastic-ips"
-	req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(form))
-	noErr(t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	noErr(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	noErr(t, err)
+	status, b := rawPost(t, srv.URL, url.Values{"Action": {"DescribeAccountAttributes"}, "AttributeName.1": {"vpc-max-elastic-ips"}})
 	got := regexp.MustCompile(`<requestId>[^<]+</requestId>`).ReplaceAllString(string(b), "<requestId>…</requestId>")
 	want := xml.Header + `<DescribeAccountAttributesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">` +
 		`<requestId>…</requestId><accountAttributeSet><item><attributeName>vpc-max-elastic-ips</attributeName>` +
 		`<attributeValueSet><item><attributeValue>5</attributeValue></item></attributeValueSet></item></accountAttributeSet>` +
 		`</DescribeAccountAttributesResponse>`
-	if resp.StatusCode != http.StatusOK || got != want {
-		t.Errorf("HTTP %d\n got %s\nwant %s", resp.StatusCode, got, want)
+	if status != http.StatusOK || got != want {
+		t.Errorf("HTTP %d\n got %s\nwant %s", status, got, want)
 	}
 }

@@ -128,6 +128,15 @@ func TestDryRunEveryAction(t *testing.T) {
 // rawCall posts a Query request by hand and returns the status and error code.
 func rawCall(t *testing.T, endpoint string, form url.Values) (int, string) {
 	t.Helper()
+	status, b := rawPost(t, endpoint, form)
+	var e xmlErrorResponse
+	_ = xml.Unmarshal(b, &e)
+	return status, e.Code
+}
+
+// rawPost posts a Query request by hand and returns the status and body.
+func rawPost(t *testing.T, endpoint string, form url.Values) (int, []byte) {
+	t.Helper()
 	form.Set("Version", "2016-11-15")
 	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	noErr(t, err)
@@ -137,9 +146,7 @@ func rawCall(t *testing.T, endpoint string, form url.Values) (int, string) {
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	noErr(t, err)
-	var e xmlErrorResponse
-	_ = xml.Unmarshal(b, &e)
-	return resp.StatusCode, e.Code
+	return resp.StatusCode, b
 }
 
 func TestProtocolErrors(t *testing.T) {
