@@ -144,7 +144,7 @@ func apiConfig() (*rest.Config, error) {
 const defaultNamespace = "kube-eip-system"
 
 // serviceAccountNamespace is where the kubelet tells a pod its namespace.
-var serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // podNamespace is the namespace kube-eip runs in: POD_NAMESPACE (the
 // downward API), else the mounted service account's, else
