@@ -94,6 +94,9 @@ const (
 	EventReserveFailed = "EIPReserveFailed"
 	EventBindFailed    = "EIPBindFailed"
 	EventReleaseFailed = "EIPReleaseFailed"
+	// EventQuotaExhausted: the account's Elastic IP quota is used up; the
+	// pod waits, once told, for an address to be released.
+	EventQuotaExhausted = "EIPQuotaExhausted"
 	// EventRefused: the pod is not authorized for what it asks (its
 	// namespace, pool, BYOIP source, cap or reservation); nothing was done.
 	EventRefused = "EIPRefused"

@@ -37,27 +37,25 @@ type account struct {
 
 // countAccount is called by each sweep with the number of addresses EC2
 // holds in the region (its DescribeAddresses has no filter, so this counts
-// every address, whoever allocated it). It reads the quota when due and
-// publishes the count where admission reads it, when it changed. Errors
-// only cost admission its warning; the sweep goes on.
+// every address, whoever allocated it). It reads the quota when due, tells
+// the quota gate, which wakes pods the account has room for again, and
+// publishes the count where admission reads it, when it changed. An
+// unreadable quota only costs admission its warning and the gate its
+// foresight; the sweep goes on.
 func (b *Binder) countAccount(ctx context.Context, allocated int) error {
-	if b.Namespace == "" {
-		return nil
-	}
 	acct := &b.account
 	acct.mu.Lock()
 	defer acct.mu.Unlock()
 	now := b.Now()
+	var readErr error
 	if acct.askedAt.IsZero() || now.Sub(acct.askedAt) >= quotaRefresh {
 		acct.askedAt = now
 		quota, known, err := b.readQuota(ctx)
-		if err != nil {
-			return err
-		}
-		acct.quota, acct.known = quota, known
+		acct.quota, acct.known, readErr = quota, known && err == nil, err
 	}
-	if !acct.known {
-		return nil
+	b.wakeAll(b.quota.observed(allocated, acct.quota, acct.known))
+	if readErr != nil || !acct.known || b.Namespace == "" {
+		return readErr
 	}
 	count := api.Account{Quota: acct.quota, Allocated: allocated, CountedAt: now}
 	if p := acct.published; p != nil && p.Quota == count.Quota && p.Allocated == count.Allocated {

@@ -159,13 +159,18 @@ func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request
 	if p := req.PublicIPv4Pool; p != "" && p != "amazon" {
 		in.PublicIpv4Pool = aws.String(p)
 	}
+	key := client.ObjectKeyFromObject(pod)
+	if ok, tell := b.quota.admit(key); !ok {
+		return Address{}, &quotaWait{tell: tell}
+	}
 	out, err := b.EC2.AllocateAddress(ctx, in)
+	b.wakeAll(b.quota.done(key, err == nil, cloud.IsQuotaExceeded(err)))
 	if err != nil {
 		if mayHaveApplied(err) {
 			b.inv.setUncertain(claim, true)
 		}
 		if cloud.IsQuotaExceeded(err) {
-			return Address{}, fmt.Errorf("allocating an address: the account's Elastic IP quota is used up; release unused addresses or request a higher quota: %w", err)
+			return Address{}, &quotaWait{tell: true}
 		}
 		return Address{}, fmt.Errorf("allocating an address: %w", err)
 	}
@@ -284,6 +289,10 @@ func (b *Binder) releaseAddress(ctx context.Context, addr Address) error {
 		return fmt.Errorf("releasing %s (%s): %w", addr.PublicIP, addr.AllocationID, err)
 	}
 	b.inv.remove(addr.AllocationID)
+	if err == nil {
+		// Room in the account's quota: a waiting pod takes it.
+		b.wakeAll(b.quota.freed(1))
+	}
 	return nil
 }
 

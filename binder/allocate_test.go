@@ -43,12 +43,6 @@ func TestAllocationIsNeverRepeatedBlindly(t *testing.T) {
 			wantLookups:     0,
 			wantAllocations: 2,
 		},
-		{
-			name:            "quota used up",
-			fail:            func(e *env) { e.ec2.FailNext("AllocateAddress", "AddressLimitExceeded", 1) },
-			wantLookups:     0,
-			wantAllocations: 2,
-		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

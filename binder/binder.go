@@ -61,6 +61,10 @@ type Binder struct {
 	sweepNow chan struct{}
 	// account is the count of the account's addresses the sweep publishes.
 	account account
+	// released are the pods whose address was given back already.
+	released *releasedPods
+	// quota pauses allocations while the account's quota is used up.
+	quota *quotaGate
 
 	mu      sync.Mutex
 	orphans map[string]time.Time // allocation id → first seen unowned
@@ -84,6 +88,8 @@ func New(cfg Config) *Binder {
 	b.sweepNow = make(chan struct{}, 1)
 	b.orphans = map[string]time.Time{}
 	b.seen = map[string]time.Time{}
+	b.released = newReleasedPods()
+	b.quota = newQuotaGate()
 	b.nsLocks = map[string]*sync.Mutex{}
 	return b
 }

@@ -32,6 +32,14 @@ var (
 		Namespace: "kube_eip", Subsystem: "binder", Name: "refusals_total",
 		Help: "Looks at managed pods that were not authorized for what they ask (an EIPRefused event each); nothing was done for them.",
 	})
+	quotaFull = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "quota_exhausted",
+		Help: "1 while the account's Elastic IP quota is used up and allocations are paused, else 0.",
+	})
+	quotaWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "pods_waiting_for_quota",
+		Help: "Pods waiting for room in the account's Elastic IP quota to be allocated an address.",
+	})
 	inventorySize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "kube_eip", Subsystem: "binder", Name: "addresses",
 		Help: "Addresses the binder tracks, by state (associated, idle).",
@@ -39,5 +47,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, refusals, inventorySize)
+	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, refusals, quotaFull, quotaWaiting, inventorySize)
 }

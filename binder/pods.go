@@ -2,14 +2,18 @@ package binder
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/go-openapi/jsonpointer"
+	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -131,6 +135,11 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod, g grant) (reconcile.
 	addr, err := b.obtain(ctx, pod, g)
 	if r := (*refusal)(nil); errors.As(err, &r) {
 		return b.refused(pod, r), nil
+	} else if w := (*quotaWait)(nil); errors.As(err, &w) {
+		if w.tell {
+			b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventQuotaExhausted, "Allocate", "%v", err)
+		}
+		return reconcile.Result{RequeueAfter: quotaRecheck}, nil
 	} else if err != nil {
 		b.warn(pod, "Obtain", err)
 		return reconcile.Result{}, terminalIf(err)
@@ -228,29 +237,59 @@ func setCondition(pod *corev1.Pod, c corev1.PodCondition, now time.Time) {
 }
 
 // finalize takes the address off a pod that is going (or finished), then
-// lets the pod go.
+// lets the pod go. A release is done once per pod: the reconciles that
+// follow until the finalizer is gone (the kubelet's status updates, the
+// deletion) only drop the finalizer, with no EC2 call.
 func (b *Binder) finalize(ctx context.Context, pod *corev1.Pod) error {
 	b.forgetSeen(pod)
+	b.quota.forget(client.ObjectKeyFromObject(pod))
 	if !slices.Contains(pod.Finalizers, api.FinalizerRelease) && pod.Annotations[api.AnnotationAllocationID] == "" {
 		return nil
 	}
-	if err := b.release(ctx, pod); err != nil {
-		b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release", "Releasing the address: %v", err)
+	if !b.released.has(pod.UID) {
+		if err := b.release(ctx, pod); err != nil {
+			b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventReleaseFailed, "Release", "Releasing the address: %v", err)
+			return err
+		}
+		b.released.add(pod.UID, b.Now())
+	}
+	return b.dropFinalizer(ctx, pod)
+}
+
+// dropFinalizer removes kube-eip's finalizer, and from a finished pod that
+// stays what says it has an address, so that nothing is released twice.
+// It is a JSON patch that tests the finalizer where it removes it: no
+// resource version, so the kubelet's status updates of a terminating pod
+// never make it conflict, and no other finalizer is ever lost.
+func (b *Binder) dropFinalizer(ctx context.Context, pod *corev1.Pod) error {
+	var ops []jsonpatch.Operation
+	if i := slices.Index(pod.Finalizers, api.FinalizerRelease); i >= 0 {
+		at := fmt.Sprintf("/metadata/finalizers/%d", i)
+		ops = append(ops, jsonpatch.NewOperation("test", at, api.FinalizerRelease), jsonpatch.NewOperation("remove", at, nil))
+	}
+	if pod.DeletionTimestamp == nil {
+		if _, ok := pod.Labels[api.LabelPublicIP]; ok {
+			ops = append(ops, jsonpatch.NewOperation("remove", "/metadata/labels/"+jsonpointer.Escape(api.LabelPublicIP), nil))
+		}
+		for _, k := range []string{api.AnnotationAllocationID, api.AnnotationAssociationID} {
+			if _, ok := pod.Annotations[k]; ok {
+				ops = append(ops, jsonpatch.NewOperation("remove", "/metadata/annotations/"+jsonpointer.Escape(k), nil))
+			}
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(ops)
+	if err != nil {
 		return err
 	}
-	base := pod.DeepCopy()
-	pod.Finalizers = slices.DeleteFunc(pod.Finalizers, func(f string) bool { return f == api.FinalizerRelease })
-	if pod.DeletionTimestamp == nil {
-		// A finished pod stays: say it has no address any more, so that
-		// nothing is released twice.
-		delete(pod.Labels, api.LabelPublicIP)
-		delete(pod.Annotations, api.AnnotationAllocationID)
-		delete(pod.Annotations, api.AnnotationAssociationID)
-	}
-	if err := b.Client.Patch(ctx, pod, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := b.Client.Patch(ctx, pod, client.RawPatch(types.JSONPatchType, data)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
+		// A failed test: the finalizers moved. The next reconcile reads them
+		// again.
 		return fmt.Errorf("removing the finalizer: %w", err)
 	}
 	return nil

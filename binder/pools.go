@@ -15,11 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ktypes "k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/binder/cloud"
 )
 
 // statusRefresh rewrites an unchanged pool status this often, so that
@@ -137,7 +139,12 @@ func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.E
 		if p := g.PublicIPv4Pool; p != "" && p != "amazon" {
 			in.PublicIpv4Pool = aws.String(p)
 		}
+		if !b.quota.tryAdmit() {
+			// Pods waiting for the quota go first; the pool grows later.
+			return grown, nil
+		}
 		out, err := b.EC2.AllocateAddress(ctx, in)
+		b.wakeAll(b.quota.done(ktypes.NamespacedName{}, err == nil, cloud.IsQuotaExceeded(err)))
 		if err != nil {
 			// A lost answer leaves an address with the pool's tags, which
 			// the next sweep counts: growth needs no token.

@@ -279,3 +279,73 @@ func TestDeletingAPodThatNamesAnotherPodsAddressLeavesItAlone(t *testing.T) {
 		t.Errorf("web-0's address was touched: %+v", a)
 	}
 }
+
+// A terminating pod comes back to the reconciler many times (the kubelet's
+// status updates, another finalizer holding it): its address is released
+// once, with exactly Disassociate and Release, and no visit after makes an
+// EC2 call, not even a Describe for the address that is gone.
+func TestAReleaseCostsTwoCallsOnce(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.bind(managedPod("web-0", "10.0.1.11", func(p *corev1.Pod) { p.Finalizers = append(p.Finalizers, "example.com/keep") }))
+	e.delete("web-0")
+	before := e.calls()
+	e.mustReconcile("web-0")
+	if got := e.callsSince(before); len(got) != 2 || got["DisassociateAddress"] != 1 || got["ReleaseAddress"] != 1 {
+		t.Fatalf("the release cost %v, want one Disassociate and one Release", got)
+	}
+	before = e.calls()
+	for range 3 {
+		e.setStatus("web-0", func(s *corev1.PodStatus) { s.Phase = corev1.PodSucceeded })
+		e.mustReconcile("web-0")
+	}
+	if got := e.callsSince(before); len(got) != 0 {
+		t.Errorf("visits after the release cost %v, want nothing", got)
+	}
+	if f := e.pod("web-0").Finalizers; slices.Contains(f, api.FinalizerRelease) || !slices.Contains(f, "example.com/keep") {
+		t.Errorf("finalizers %v, want only the other one", f)
+	}
+}
+
+// A pool address goes back to its pool with one call: Disassociate.
+func TestAPoolAddressReturnsWithOneCall(t *testing.T) {
+	e := newEnv(t, eipPool("partners", payments, v1alpha1.ReleasePolicyRetain))
+	pod, _, _ := e.reservedPod("web-0", "10.0.1.11", "partners", api.ModePool)
+	e.start()
+	e.bind(pod)
+	e.delete("web-0")
+	before := e.calls()
+	e.mustReconcile("web-0")
+	if got := e.callsSince(before); len(got) != 1 || got["DisassociateAddress"] != 1 {
+		t.Errorf("returning the address cost %v, want one Disassociate", got)
+	}
+}
+
+// The finalizer is removed from the pod as the reconciler read it, even if
+// the pod changed since (the kubelet wrote its status): no conflict, no
+// retry. Had its finalizers moved, nothing is removed but ours, and only
+// where it is.
+func TestTheFinalizerGoesWithoutAConflict(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.bind(managedPod("web-0", "10.0.1.11", func(p *corev1.Pod) { p.Finalizers = append(p.Finalizers, "example.com/keep") }))
+	e.delete("web-0")
+	stale := e.pod("web-0")
+	moved := stale.DeepCopy() // Patch rewrites stale with the answer
+	e.setStatus("web-0", func(s *corev1.PodStatus) { s.Phase = corev1.PodFailed })
+	if err := e.b.dropFinalizer(e.ctx, stale); err != nil {
+		t.Fatalf("dropping the finalizer from a pod read before its status changed: %v", err)
+	}
+	if f := e.pod("web-0").Finalizers; !slices.Equal(f, []string{"example.com/keep"}) {
+		t.Errorf("finalizers %v, want [example.com/keep]", f)
+	}
+
+	// Another finalizer now sits where ours was read: the test fails and
+	// the other stays.
+	if err := e.b.dropFinalizer(e.ctx, moved); err == nil {
+		t.Error("a finalizer list that moved was patched")
+	}
+	if f := e.pod("web-0").Finalizers; !slices.Equal(f, []string{"example.com/keep"}) {
+		t.Errorf("finalizers %v after a failed test, want [example.com/keep]", f)
+	}
+}

@@ -117,10 +117,12 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	}
 
 	var pods corev1.PodList
+	listed := b.Now()
 	if err := b.Client.List(ctx, &pods); err != nil {
 		return true, fmt.Errorf("listing managed pods: %w", err)
 	}
 	ix := indexPods(pods.Items)
+	b.released.forgetGone(func(uid types.UID) bool { return ix.byUID[string(uid)] != nil }, listed)
 	var reservations v1alpha1.EIPReservationList
 	if err := b.Client.List(ctx, &reservations); err != nil {
 		return true, fmt.Errorf("listing reservations: %w", err)

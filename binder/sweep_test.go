@@ -299,9 +299,10 @@ func TestSweepLeavesAReusedPoolAddressOnItsNewPod(t *testing.T) {
 // cannot grow must not stop every pod of the cluster from being bound.
 func TestBinderIsReadyOnceTheInventoryIsLoaded(t *testing.T) {
 	pool := eipPool("payments", map[string]string{"team": "payments"}, v1alpha1.ReleasePolicyRetain)
-	pool.Spec.Growth = &v1alpha1.PoolGrowth{MaxAddresses: 3, Warm: 1}
+	// A BYOIP pool the account does not have: the pool cannot grow, and
+	// that repair fails every time.
+	pool.Spec.Growth = &v1alpha1.PoolGrowth{MaxAddresses: 3, Warm: 1, PublicIPv4Pool: "ipv4pool-ec2-0123456789abcdef9"}
 	e := newEnv(t, pool)
-	e.ec2.SetQuota(0) // the pool cannot grow: that repair fails every time
 
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan error, 1)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/go-openapi/jsonpointer"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -76,7 +77,7 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 				resp := testHandlerImpl().admit(context.Background(), req, pod)
 				for i, op := range resp.Patches {
 					// The claim is made up afresh for each answer.
-					if op.Path == "/metadata/annotations/"+escape(api.AnnotationClaim) && op.Value != "c0ffee" {
+					if op.Path == "/metadata/annotations/"+jsonpointer.Escape(api.AnnotationClaim) && op.Value != "c0ffee" {
 						resp.Patches[i].Value = "<new claim>"
 					}
 				}

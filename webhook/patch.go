@@ -3,8 +3,8 @@ package webhook
 import (
 	"maps"
 	"slices"
-	"strings"
 
+	"github.com/go-openapi/jsonpointer"
 	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -33,12 +33,12 @@ func mapOps(ops []jsonpatch.JsonPatchOperation, path string, orig, cur map[strin
 	}
 	for _, k := range slices.Sorted(maps.Keys(orig)) {
 		if _, ok := cur[k]; !ok {
-			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+escape(k), nil))
+			ops = append(ops, jsonpatch.NewOperation("remove", path+"/"+jsonpointer.Escape(k), nil))
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(cur)) {
 		if v, ok := orig[k]; !ok || v != cur[k] {
-			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+escape(k), cur[k]))
+			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+jsonpointer.Escape(k), cur[k]))
 		}
 	}
 	return ops
@@ -70,9 +70,4 @@ func appendOps[T any](ops []jsonpatch.JsonPatchOperation, path string, orig, cur
 		ops = append(ops, jsonpatch.NewOperation("add", path+"/-", item))
 	}
 	return ops
-}
-
-// escape encodes a map key as a JSON pointer token (RFC 6901).
-func escape(key string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
 }
