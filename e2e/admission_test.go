@@ -417,3 +417,25 @@ func webhookCalls(t *testing.T) float64 {
 	}
 	return stack.SumSamples(string(raw), "apiserver_admission_webhook_admission_duration_seconds_count", `name="pods.kube-eip.io"`, `operation="CREATE"`)
 }
+
+// A user labels and annotates a bound pod, and the binder writes its own
+// keys on it: nobody sees a warning about kube-eip's keys whose value did
+// not change (the webhook is not called for updates, and the admission
+// policy only refuses).
+func TestUpdatesOfABoundPodPrintNoWarning(t *testing.T) {
+	ns := newEIPNamespace(t, map[string]string{"tenant": "quiet"})
+	pod := boundAutoPod(t, ns, "quiet")
+	for _, args := range [][]string{
+		{"label", "pod", pod.Name, "tier=edge"},
+		{"annotate", "pod", pod.Name, "example.com/note=rolled"},
+		{"label", "pod", pod.Name, "tier=core", "--overwrite"},
+	} {
+		stdout, stderr, err := env.Kubectl(t.Context(), "", append([]string{"--namespace=" + ns}, args...)...)
+		if err != nil {
+			t.Fatalf("kubectl %v: %v", args, err)
+		}
+		if stderr != "" {
+			t.Errorf("kubectl %v printed %q (and %q), want no warning", args, stderr, stdout)
+		}
+	}
+}
