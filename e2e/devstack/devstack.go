@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/e2e/controlplane"
 	"github.com/kube-eip/kube-eip/e2e/ec2sim"
+	"github.com/kube-eip/kube-eip/e2e/fakenode"
 	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
@@ -34,6 +35,10 @@ type Options struct {
 	KubeEIPBinary string
 	// EIPQuota is the emulator's Elastic IP quota; 0 means DefaultEIPQuota.
 	EIPQuota int
+	// CNI tunes the fake VPC CNI's warm pool: how long a deleted pod's IP
+	// cools on its node's ENI (keeping any Elastic IP on it) before the
+	// next pod gets it, and how many free IPs each ENI keeps.
+	CNI fakenode.CNIOptions
 	// Log receives progress messages and the components' logs.
 	Log logr.Logger
 }
@@ -79,7 +84,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	s, err := stack.Start(ctx, stack.Options{
 		Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, KubeEIPBinary: opts.KubeEIPBinary, Log: log,
-		EC2: ec2sim.Options{EIPQuota: opts.EIPQuota},
+		EC2: ec2sim.Options{EIPQuota: opts.EIPQuota}, CNI: opts.CNI,
 	})
 	if err != nil {
 		return err

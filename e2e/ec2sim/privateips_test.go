@@ -140,6 +140,36 @@ func TestUnassignPrivateIPAddressesDropsAssociation(t *testing.T) {
 	}
 }
 
+// A warm pool gives back its unused prefixes in one call: they leave the
+// ENI, free its address slots, and go back to the subnet, for any ENI to be
+// delegated.
+func TestUnassigningPrefixesReturnsThemToTheSubnet(t *testing.T) {
+	_, c, ctx := setup(t)
+	eniID := launch(t, ctx, c, "us-east-1a").NetworkInterfaces[0].NetworkInterfaceId
+	out, err := c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: eniID, Ipv4PrefixCount: aws.Int32(3)})
+	noErr(t, err)
+	var prefixes []string
+	for _, p := range out.AssignedIpv4Prefixes {
+		prefixes = append(prefixes, aws.ToString(p.Ipv4Prefix))
+	}
+
+	_, err = c.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{NetworkInterfaceId: eniID, Ipv4Prefixes: prefixes[1:]})
+	noErr(t, err)
+	eni := describeENI(t, ctx, c, aws.ToString(eniID))
+	if len(eni.Ipv4Prefixes) != 1 || aws.ToString(eni.Ipv4Prefixes[0].Ipv4Prefix) != prefixes[0] {
+		t.Errorf("ENI keeps prefixes %+v, want only %s", eni.Ipv4Prefixes, prefixes[0])
+	}
+	// m5.large: ten slots, the primary address and one prefix in use.
+	_, err = c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: eniID, SecondaryPrivateIpAddressCount: aws.Int32(8)})
+	noErr(t, err)
+	_, err = c.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{NetworkInterfaceId: eniID, Ipv4Prefixes: prefixes[1:2]})
+	wantCode(t, err, "InvalidParameterValue")
+
+	otherENI := launch(t, ctx, c, "us-east-1a").NetworkInterfaces[0].NetworkInterfaceId
+	_, err = c.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: otherENI, Ipv4Prefixes: prefixes[1:]})
+	noErr(t, err)
+}
+
 // TestPrivateIPsNeverHandedOutTwice fills a good part of a subnet through
 // every path that takes addresses and checks no address has two owners.
 func TestPrivateIPsNeverHandedOutTwice(t *testing.T) {

@@ -26,3 +26,9 @@ func isNotFound(err error) bool {
 func isNotAssigned(err error) bool {
 	return isNotFound(err) || errorCode(err) == "InvalidParameterValue" && strings.Contains(err.Error(), "not assigned")
 }
+
+// isAddressLimit tells whether EC2 refused an ENI more addresses than its
+// instance type allows.
+func isAddressLimit(err error) bool {
+	return errorCode(err) == "PrivateIpAddressLimitExceeded"
+}

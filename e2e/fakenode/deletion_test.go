@@ -19,7 +19,7 @@ func TestDeletedPodWaitsOutItsGracePeriodAndGivesItsIPBack(t *testing.T) {
 	spec.TerminationGracePeriodSeconds = ptr.To[int64](2)
 	pod := createPod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "leaver", Namespace: ns}, Spec: spec})
 	pod = waitPod(t, ns, pod.Name, 30*time.Second, "running", running)
-	eni := nodeOf(t, nodes, pod).ENIID
+	node := nodeOf(t, nodes, pod).Name
 
 	if err := kube.CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("deleting pod: %v", err)
@@ -33,7 +33,7 @@ func TestDeletedPodWaitsOutItsGracePeriodAndGivesItsIPBack(t *testing.T) {
 	if gone := time.Now(); gone.Before(deadline) {
 		t.Errorf("pod gone at %v, before its grace period ended at %v", gone, deadline)
 	}
-	waitIPOffENI(t, eni, pod.Status.PodIP, 10*time.Second)
+	waitIPReleased(t, nodes, node, pod.Status.PodIP, 10*time.Second)
 }
 
 func TestFinalizerKeepsADeletedPodUntilRemoved(t *testing.T) {
@@ -45,14 +45,14 @@ func TestFinalizerKeepsADeletedPodUntilRemoved(t *testing.T) {
 		Spec:       podSpec("main"),
 	})
 	pod = waitPod(t, ns, pod.Name, 30*time.Second, "running", running)
-	eni := nodeOf(t, nodes, pod).ENIID
+	node := nodeOf(t, nodes, pod).Name
 
 	if err := kube.CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("deleting pod: %v", err)
 	}
 	// The Kubelet is done with it (address back, grace-0 delete sent), yet
 	// the finalizer keeps the object.
-	waitIPOffENI(t, eni, pod.Status.PodIP, 20*time.Second)
+	waitIPReleased(t, nodes, node, pod.Status.PodIP, 20*time.Second)
 	held := waitPod(t, ns, pod.Name, 10*time.Second, "deleted with grace 0", func(p *corev1.Pod) (bool, string) {
 		return p.DeletionGracePeriodSeconds != nil && *p.DeletionGracePeriodSeconds == 0, "grace period not 0 yet"
 	})

@@ -189,3 +189,58 @@ func waitIPOffENI(t *testing.T, eniID, ip string, timeout time.Duration) {
 		return !slices.Contains(secondary, ip), fmt.Sprintf("secondary IPs %v", secondary), nil
 	})
 }
+
+// waitPool polls a node's warm pool until cond holds and returns it.
+func waitPool(t *testing.T, k *fakenode.Kubelet, node string, timeout time.Duration, what string, cond func(fakenode.NodePool) (bool, string)) fakenode.NodePool {
+	t.Helper()
+	var pool fakenode.NodePool
+	eventually(t, timeout, fmt.Sprintf("node %s: %s", node, what), func(context.Context) (bool, string, error) {
+		p, ok := k.Pool(node)
+		if !ok {
+			return false, "", fmt.Errorf("no node %s", node)
+		}
+		pool = p
+		ok, why := cond(p)
+		return ok, fmt.Sprintf("%s; pool %+v", why, p.Addresses), nil
+	})
+	return pool
+}
+
+// waitPoolPass waits for the warm pool to have looked at the node after
+// now, so that what it would have done is done.
+func waitPoolPass(t *testing.T, k *fakenode.Kubelet, node string) fakenode.NodePool {
+	t.Helper()
+	before, _ := k.Pool(node)
+	return waitPool(t, k, node, 10*time.Second, "a pass of the warm pool", func(p fakenode.NodePool) (bool, string) {
+		return p.Passes > before.Passes, fmt.Sprintf("passes %d", p.Passes)
+	})
+}
+
+// waitIPReleased waits until no pod holds ip on the node's ENI.
+func waitIPReleased(t *testing.T, k *fakenode.Kubelet, node, ip string, timeout time.Duration) {
+	t.Helper()
+	waitPool(t, k, node, timeout, ip+" released", func(p fakenode.NodePool) (bool, string) {
+		s := p.State(ip)
+		return s != fakenode.IPInUse, fmt.Sprintf("%s is %q", ip, s)
+	})
+}
+
+// runPod creates a pod for a group of nodes and waits for it to run.
+func runPod(t *testing.T, ns, name, group string) *corev1.Pod {
+	t.Helper()
+	createPod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: podSpec(group)})
+	return waitPod(t, ns, name, 30*time.Second, "running", running)
+}
+
+// deletePods deletes pods and waits for them to be gone.
+func deletePods(t *testing.T, ns string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if err := kube.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("deleting pod %s: %v", name, err)
+		}
+	}
+	for _, name := range names {
+		waitPodGone(t, ns, name, 20*time.Second)
+	}
+}

@@ -136,7 +136,7 @@ func (k *Kubelet) startInit(pod *corev1.Pod, st *podState, c *corev1.Container, 
 		env:     env,
 		dir:     dir,
 		logPath: filepath.Join(dir, strconv.Itoa(int(restarts))+".log"),
-	}, func() { k.queue.Add(queueKey{name: st.key}) })
+	}, func() { k.queue.Add(queueKey{kind: podKey, name: st.key}) })
 	if err != nil {
 		return err
 	}

@@ -153,6 +153,6 @@ func TestFailingLocalInitContainerFailsAPodThatNeverRestarts(t *testing.T) {
 	if initState(pod).RestartCount != 0 {
 		t.Errorf("restarted %d times under restartPolicy Never", initState(pod).RestartCount)
 	}
-	// A failed pod's address goes back to the VPC.
-	waitIPOffENI(t, nodeOf(t, nodes, pod).ENIID, pod.Status.PodIP, 10*time.Second)
+	// A failed pod's address goes back to its node's warm pool.
+	waitIPReleased(t, nodes, nodeOf(t, nodes, pod).Name, pod.Status.PodIP, 10*time.Second)
 }

@@ -3,9 +3,11 @@ package fakenode
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -13,29 +15,43 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
+// prefixSize is how many addresses a delegated /28 holds.
+const prefixSize = 16
+
 // ipam hands out pod addresses on one node's primary ENI the way the VPC
 // CNI does: one secondary IP per pod, or with prefix delegation addresses
-// from /28 prefixes delegated to the ENI, a new prefix only when every
-// address of the others is taken.
+// from /28 prefixes delegated to the ENI. Freed addresses stay on the ENI
+// as a warm pool and cool down before the next pod gets one (see
+// CNIOptions), unless the policy releases them immediately.
 type ipam struct {
 	ec2        EC2API
 	eniID      string
 	prefixMode bool
+	policy     poolPolicy
 
 	// mu is held across the EC2 calls, so that two pods never both ask
-	// for a new prefix when one would do.
+	// for a new address or prefix when one would do.
 	mu        sync.Mutex
 	owner     map[netip.Addr]types.UID // addresses pods hold
+	freed     map[netip.Addr]time.Time // when pods let go of addresses still on the ENI
 	secondary map[netip.Addr]bool      // secondary IPs on the ENI
 	prefixes  []netip.Prefix           // delegated prefixes, oldest first
+	// full is set when EC2 refused the ENI another address, and cleared
+	// when the pool gives one back: until then a top-up would only be
+	// refused again.
+	full bool
+	// passes counts the warm pool's passes, for tests to wait on.
+	passes uint64
 }
 
-func newIPAM(api EC2API, eniID string, prefixMode bool) *ipam {
+func newIPAM(api EC2API, eniID string, prefixMode bool, policy poolPolicy) *ipam {
 	return &ipam{
 		ec2:        api,
 		eniID:      eniID,
 		prefixMode: prefixMode,
+		policy:     policy,
 		owner:      map[netip.Addr]types.UID{},
+		freed:      map[netip.Addr]time.Time{},
 		secondary:  map[netip.Addr]bool{},
 	}
 }
@@ -45,6 +61,7 @@ func (p *ipam) load(eni ec2types.NetworkInterface) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	clear(p.secondary)
+	clear(p.freed)
 	p.prefixes = p.prefixes[:0]
 	for _, ip := range eni.PrivateIpAddresses {
 		if aws.ToBool(ip.Primary) {
@@ -74,6 +91,47 @@ func (p *ipam) held(a netip.Addr) bool {
 	return slices.ContainsFunc(p.prefixes, func(pfx netip.Prefix) bool { return pfx.Contains(a) })
 }
 
+// addrs lists every address the ENI offers pods, in the order a fresh ENI
+// hands them out: secondary IPs by address, or the prefixes oldest first,
+// each from its lowest address.
+func (p *ipam) addrs() []netip.Addr {
+	if !p.prefixMode {
+		return slices.SortedFunc(maps.Keys(p.secondary), netip.Addr.Compare)
+	}
+	out := make([]netip.Addr, 0, len(p.prefixes)*prefixSize)
+	for _, pfx := range p.prefixes {
+		for a := pfx.Addr(); pfx.Contains(a); a = a.Next() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (p *ipam) stateOf(a netip.Addr, now time.Time) IPState {
+	_, held := p.owner[a]
+	return p.policy.stateOf(held, p.freed[a], now)
+}
+
+func (p *ipam) counts(now time.Time) poolCounts {
+	var c poolCounts
+	for _, a := range p.addrs() {
+		c.add(p.stateOf(a, now))
+	}
+	return c
+}
+
+// available lists the addresses the next pods may get, first first.
+func (p *ipam) available(now time.Time) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range p.addrs() {
+		if p.stateOf(a, now) == IPAvailable {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, handOutOrder(p.freed))
+	return out
+}
+
 // claim records, when rebuilding after a restart, that a pod holds ip. It
 // refuses an address another pod holds, and with onlyIfHeld one the ENI no
 // longer has.
@@ -90,69 +148,68 @@ func (p *ipam) claim(ip string, uid types.UID, onlyIfHeld bool) bool {
 	if onlyIfHeld && !p.held(a) {
 		return false
 	}
-	p.owner[a] = uid
+	p.take(a, uid)
 	return true
 }
 
-// allocate gives a pod an address.
+func (p *ipam) take(a netip.Addr, uid types.UID) string {
+	p.owner[a] = uid
+	delete(p.freed, a)
+	return a.String()
+}
+
+// allocate gives a pod an address: the available one freed longest ago,
+// or when none is available a new one from EC2, together with what the
+// warm pool then lacks.
 func (p *ipam) allocate(ctx context.Context, uid types.UID) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.prefixMode {
-		return p.allocateFromPrefix(ctx, uid)
+	if p.policy.releaseImmediately {
+		return p.allocateUnpooled(ctx, uid)
 	}
-	out, err := p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
-		NetworkInterfaceId:             aws.String(p.eniID),
-		SecondaryPrivateIpAddressCount: aws.Int32(1),
-	})
-	if err != nil {
-		return "", fmt.Errorf("assigning a secondary IP to %s: %w", p.eniID, err)
+	now := p.policy.clock.Now()
+	if avail := p.available(now); len(avail) > 0 {
+		return p.take(avail[0], uid), nil
 	}
-	if len(out.AssignedPrivateIpAddresses) != 1 {
-		return "", fmt.Errorf("assigning a secondary IP to %s: got %d addresses", p.eniID, len(out.AssignedPrivateIpAddresses))
+	c := p.counts(now)
+	if p.full {
+		return "", fmt.Errorf("no address free on %s, which EC2 gives no more: %d in use, %d cooling", p.eniID, c.inUse, c.cooling)
 	}
-	a, err := netip.ParseAddr(aws.ToString(out.AssignedPrivateIpAddresses[0].PrivateIpAddress))
-	if err != nil {
-		return "", fmt.Errorf("parsing the secondary IP assigned to %s: %w", p.eniID, err)
+	if _, err := p.grow(ctx, p.policy.toGrow(c)); err != nil {
+		return "", err
 	}
-	p.secondary[a] = true
-	p.owner[a] = uid
-	return a.String(), nil
+	avail := p.available(now)
+	if len(avail) == 0 {
+		return "", fmt.Errorf("%s has no free address after growing", p.eniID)
+	}
+	return p.take(avail[0], uid), nil
 }
 
-func (p *ipam) allocateFromPrefix(ctx context.Context, uid types.UID) (string, error) {
-	for _, pfx := range p.prefixes {
-		if a, ok := p.freeIn(pfx); ok {
-			p.owner[a] = uid
-			return a.String(), nil
+// allocateUnpooled is the kinder CNI: a secondary IP of its own per pod,
+// or the first free address of the prefixes, a new prefix only when every
+// address of the others is taken.
+func (p *ipam) allocateUnpooled(ctx context.Context, uid types.UID) (string, error) {
+	if p.prefixMode {
+		if a, ok := p.firstFree(); ok {
+			return p.take(a, uid), nil
 		}
 	}
-	out, err := p.ec2.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
-		NetworkInterfaceId: aws.String(p.eniID),
-		Ipv4PrefixCount:    aws.Int32(1),
-	})
+	got, err := p.assign(ctx, 1)
 	if err != nil {
-		return "", fmt.Errorf("delegating a prefix to %s: %w", p.eniID, err)
+		return "", err
 	}
-	if len(out.AssignedIpv4Prefixes) != 1 {
-		return "", fmt.Errorf("delegating a prefix to %s: got %d prefixes", p.eniID, len(out.AssignedIpv4Prefixes))
+	if !p.prefixMode {
+		return p.take(netip.MustParseAddr(got[0]), uid), nil
 	}
-	pfx, err := netip.ParsePrefix(aws.ToString(out.AssignedIpv4Prefixes[0].Ipv4Prefix))
-	if err != nil {
-		return "", fmt.Errorf("parsing the prefix delegated to %s: %w", p.eniID, err)
-	}
-	pfx = pfx.Masked()
-	p.prefixes = append(p.prefixes, pfx)
-	a, ok := p.freeIn(pfx)
+	a, ok := p.firstFree()
 	if !ok {
-		return "", fmt.Errorf("prefix %s delegated to %s has no free address", pfx, p.eniID)
+		return "", fmt.Errorf("prefix %s delegated to %s has no free address", got[0], p.eniID)
 	}
-	p.owner[a] = uid
-	return a.String(), nil
+	return p.take(a, uid), nil
 }
 
-func (p *ipam) freeIn(pfx netip.Prefix) (netip.Addr, bool) {
-	for a := pfx.Addr(); pfx.Contains(a); a = a.Next() {
+func (p *ipam) firstFree() (netip.Addr, bool) {
+	for _, a := range p.addrs() {
 		if _, taken := p.owner[a]; !taken {
 			return a, true
 		}
@@ -160,9 +217,69 @@ func (p *ipam) freeIn(pfx netip.Prefix) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// release gives back the address a pod held: unassigned from the ENI for
-// a secondary IP, back to the free set for a prefix address (the VPC CNI
-// keeps prefixes warm). An address the pod no longer holds is left alone.
+// grow asks EC2 for enough secondary IPs or prefixes to hold n more
+// addresses in one call. When the ENI has no room for all, it settles for
+// one: a pod waits for that one.
+func (p *ipam) grow(ctx context.Context, n int) ([]string, error) {
+	count := n
+	if p.prefixMode {
+		count = (n + prefixSize - 1) / prefixSize
+	}
+	got, err := p.assign(ctx, count)
+	if isAddressLimit(err) && count > 1 {
+		got, err = p.assign(ctx, 1)
+	}
+	if isAddressLimit(err) {
+		p.full = true
+	}
+	return got, err
+}
+
+// assign gets count secondary IPs or prefixes from EC2 and records them.
+func (p *ipam) assign(ctx context.Context, count int) ([]string, error) {
+	in := &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(p.eniID)}
+	what := "assigning %d secondary IPs to %s"
+	if p.prefixMode {
+		in.Ipv4PrefixCount = aws.Int32(int32(count))
+		what = "delegating %d prefixes to %s"
+	} else {
+		in.SecondaryPrivateIpAddressCount = aws.Int32(int32(count))
+	}
+	what = fmt.Sprintf(what, count, p.eniID)
+	out, err := p.ec2.AssignPrivateIpAddresses(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	var got []string
+	if p.prefixMode {
+		for _, pre := range out.AssignedIpv4Prefixes {
+			pfx, err := netip.ParsePrefix(aws.ToString(pre.Ipv4Prefix))
+			if err != nil {
+				return got, fmt.Errorf("%s: parsing %q: %w", what, aws.ToString(pre.Ipv4Prefix), err)
+			}
+			p.prefixes = append(p.prefixes, pfx.Masked())
+			got = append(got, pfx.Masked().String())
+		}
+	} else {
+		for _, ip := range out.AssignedPrivateIpAddresses {
+			a, err := netip.ParseAddr(aws.ToString(ip.PrivateIpAddress))
+			if err != nil {
+				return got, fmt.Errorf("%s: parsing %q: %w", what, aws.ToString(ip.PrivateIpAddress), err)
+			}
+			p.secondary[a] = true
+			got = append(got, a.String())
+		}
+	}
+	if len(got) != count {
+		return got, fmt.Errorf("%s: got %d", what, len(got))
+	}
+	return got, nil
+}
+
+// release gives back the address a pod held. In the warm pool it stays on
+// the ENI, cooling from now; released immediately, a secondary IP is
+// unassigned and a prefix address is free at once. An address the pod no
+// longer holds is left alone.
 func (p *ipam) release(ctx context.Context, ip string, uid types.UID) error {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
@@ -173,8 +290,13 @@ func (p *ipam) release(ctx context.Context, ip string, uid types.UID) error {
 	if p.owner[a] != uid {
 		return nil
 	}
-	if !p.prefixMode {
-		if err := p.unassign(ctx, []string{ip}); err != nil {
+	switch {
+	case !p.policy.releaseImmediately:
+		if p.held(a) {
+			p.freed[a] = p.policy.clock.Now()
+		}
+	case !p.prefixMode:
+		if err := p.unassign(ctx, []string{ip}, nil); err != nil {
 			return err
 		}
 		delete(p.secondary, a)
@@ -183,41 +305,16 @@ func (p *ipam) release(ctx context.Context, ip string, uid types.UID) error {
 	return nil
 }
 
-func (p *ipam) unassign(ctx context.Context, ips []string) error {
+// unassign gives secondary IPs or prefixes back to EC2, which drops any
+// Elastic IP associated with their addresses.
+func (p *ipam) unassign(ctx context.Context, ips, prefixes []string) error {
 	_, err := p.ec2.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
 		NetworkInterfaceId: aws.String(p.eniID),
 		PrivateIpAddresses: ips,
+		Ipv4Prefixes:       prefixes,
 	})
 	if err != nil && !isNotAssigned(err) {
-		return fmt.Errorf("unassigning %v from %s: %w", ips, p.eniID, err)
+		return fmt.Errorf("unassigning %v from %s: %w", slices.Concat(ips, prefixes), p.eniID, err)
 	}
 	return nil
-}
-
-// sweep unassigns the secondary IPs no pod holds: those a Kubelet took
-// and stopped before recording on a pod. It runs before any pod is
-// handled, so every holder has been claimed by then.
-func (p *ipam) sweep(ctx context.Context) ([]string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.prefixMode {
-		return nil, nil
-	}
-	var orphans []string
-	for a := range p.secondary {
-		if _, taken := p.owner[a]; !taken {
-			orphans = append(orphans, a.String())
-		}
-	}
-	if len(orphans) == 0 {
-		return nil, nil
-	}
-	slices.Sort(orphans)
-	if err := p.unassign(ctx, orphans); err != nil {
-		return nil, err
-	}
-	for _, ip := range orphans {
-		delete(p.secondary, netip.MustParseAddr(ip))
-	}
-	return orphans, nil
 }

@@ -27,6 +27,7 @@ import (
 // Kubelet runs a group of fake nodes and the pods bound to them.
 type Kubelet struct {
 	opts        Options
+	cni         poolPolicy // opts.CNI with its defaults
 	client      kubernetes.Interface
 	ec2         EC2API
 	log         logr.Logger
@@ -51,10 +52,23 @@ type Kubelet struct {
 	stopOnce sync.Once
 }
 
-// queueKey is one unit of work: a pod (namespace/name) or a node (name).
+// queueKey is one unit of work: a pod (namespace/name), or a node's
+// heartbeat or warm pool (the node's name).
 type queueKey struct {
-	node bool
+	kind keyKind
 	name string
+}
+
+type keyKind uint8
+
+const (
+	podKey keyKind = iota
+	nodeKey
+	poolKey
+)
+
+func (k keyKind) String() string {
+	return [...]string{"pod", "node", "pool"}[k]
 }
 
 // Start registers the nodes (adopting those a previous Kubelet of the same
@@ -68,8 +82,13 @@ func Start(ctx context.Context, opts Options) (*Kubelet, error) {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = klog.FromContext(ctx)
 	}
+	cni, err := opts.CNI.policy()
+	if err != nil {
+		return nil, err
+	}
 	k := &Kubelet{
 		opts:  opts,
+		cni:   cni,
 		ec2:   opts.EC2,
 		log:   opts.Logger.WithName("fakenode").WithValues("group", opts.Group),
 		nodes: map[string]*node{},
@@ -139,9 +158,13 @@ func (k *Kubelet) start(ctx context.Context) error {
 		})
 	}
 	for _, name := range k.NodeNames() {
-		k.queue.Add(queueKey{node: true, name: name})
+		k.queue.Add(queueKey{kind: nodeKey, name: name})
+		// Fills the warm pool of a new node, trims that of an adopted one.
+		k.tendPool(name)
 	}
-	k.log.Info("fake nodes running", "nodes", k.NodeNames(), "prefixDelegation", k.opts.PrefixDelegation, "workDir", k.workDir)
+	k.log.Info("fake nodes running", "nodes", k.NodeNames(), "prefixDelegation", k.opts.PrefixDelegation,
+		"releaseImmediately", k.cni.releaseImmediately, "warmIPTarget", k.cni.warm, "minimumIPTarget", k.cni.minimum, "ipCooldown", k.cni.cooldown,
+		"workDir", k.workDir)
 	return nil
 }
 
@@ -207,7 +230,7 @@ func (k *Kubelet) enqueuePod(obj any) {
 	_, ours := k.nodes[pod.Spec.NodeName]
 	k.mu.Unlock()
 	if ours {
-		k.queue.Add(queueKey{name: pod.Namespace + "/" + pod.Name})
+		k.queue.Add(queueKey{kind: podKey, name: pod.Namespace + "/" + pod.Name})
 	}
 }
 
@@ -216,7 +239,7 @@ func (k *Kubelet) enqueueNode(obj any) {
 		obj = tomb.Obj
 	}
 	if n, ok := obj.(*corev1.Node); ok {
-		k.queue.Add(queueKey{node: true, name: n.Name})
+		k.queue.Add(queueKey{kind: nodeKey, name: n.Name})
 	}
 }
 
@@ -228,16 +251,19 @@ func (k *Kubelet) processNext(ctx context.Context) bool {
 	defer k.queue.Done(key)
 	var after time.Duration
 	var err error
-	if key.node {
+	switch key.kind {
+	case nodeKey:
 		after, err = k.syncNode(ctx, key.name)
-	} else {
+	case poolKey:
+		after, err = k.syncPool(ctx, key.name)
+	default:
 		after, err = k.syncPod(ctx, key.name)
 	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// Stopping: the next Kubelet picks the work up.
 	case err != nil:
-		k.log.Error(err, "sync failed, retrying", "node", key.node, "key", key.name)
+		k.log.Error(err, "sync failed, retrying", "kind", key.kind, "key", key.name)
 		k.queue.AddRateLimited(key)
 	case after > 0:
 		k.queue.Forget(key)

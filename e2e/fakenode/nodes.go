@@ -225,7 +225,7 @@ func (k *Kubelet) hasInstance(id string) bool {
 }
 
 func (k *Kubelet) addNode(n *node) {
-	n.ipam = newIPAM(k.ec2, n.inst.ENIID, k.opts.PrefixDelegation)
+	n.ipam = newIPAM(k.ec2, n.inst.ENIID, k.opts.PrefixDelegation, k.cni)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.nodes[n.name] = n

@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 )
 
 // Options configure a Kubelet. Client or Config, and EC2, are required.
@@ -45,6 +46,9 @@ type Options struct {
 	// the ENI (Ipv4PrefixCount=1 when none is free) instead of one
 	// secondary IP per pod.
 	PrefixDelegation bool
+	// CNI is how the fake VPC CNI keeps freed addresses; the zero value is
+	// the VPC CNI's warm pool with its 30s cooldown.
+	CNI CNIOptions
 
 	// LocalImages maps an image repository (no tag or digest) to a local
 	// binary: init containers with such an image run that binary for real,
@@ -68,6 +72,73 @@ type Options struct {
 	// CrashLoopBackOff spaces the restarts of a failing local init
 	// container; zero fields mean the kubelet's 10s doubling to 5m.
 	CrashLoopBackOff Backoff
+}
+
+// CNIOptions model the VPC CNI's IP address management (ipamd) on each
+// node's primary ENI. By default a pod's address outlives the pod: it stays
+// assigned to the ENI, and so keeps any Elastic IP associated with it, and
+// after a cooldown goes to the next pod on the node. That is the hazard
+// kube-eip guards against, so the tests face it unless they ask otherwise.
+//
+// An address on the ENI is in use (a pod holds it), cooling (a pod let go
+// of it less than Cooldown ago) or available. Each ENI keeps WarmIPTarget
+// addresses available and MinimumIPTarget in all, assigning more as pods
+// take them and giving back available ones beyond both targets; cooling
+// addresses are never given back. With PrefixDelegation the targets count
+// the addresses of the delegated /28s, and a prefix goes back only when
+// none of its addresses is in use or cooling.
+type CNIOptions struct {
+	// ReleaseImmediately unassigns a pod's secondary IP from the ENI as soon
+	// as the pod ends (so EC2 drops its Elastic IP at once), and hands a
+	// prefix address out again at once; nothing is kept warm and the other
+	// fields are ignored. Kinder than the VPC CNI.
+	ReleaseImmediately bool
+	// WarmIPTarget is how many available addresses each ENI keeps, like the
+	// VPC CNI's WARM_IP_TARGET; 0 means DefaultWarmIPTarget, negative none.
+	WarmIPTarget int
+	// MinimumIPTarget is the fewest addresses (in use or not) each ENI
+	// keeps, like the VPC CNI's MINIMUM_IP_TARGET; 0 means none.
+	MinimumIPTarget int
+	// Cooldown is how long a freed address waits before another pod may
+	// get it, like ipamd's IP cooldown; 0 means DefaultIPCooldown, negative
+	// none.
+	Cooldown time.Duration
+	// Clock tells the time cooldowns are measured by; nil means the real
+	// clock. The pool is looked at on real time, at least once a second
+	// while an address cools, so a test that steps a fake clock sees the
+	// pool follow within a second.
+	Clock clock.PassiveClock
+}
+
+// The VPC CNI's defaults, as far as the fake CNI models them.
+const (
+	DefaultWarmIPTarget = 1
+	DefaultIPCooldown   = 30 * time.Second
+)
+
+// policy resolves the defaults; the options stay as given, so that the
+// same Options start a Kubelet again.
+func (c CNIOptions) policy() (poolPolicy, error) {
+	if c.MinimumIPTarget < 0 {
+		return poolPolicy{}, fmt.Errorf("fakenode: CNI.MinimumIPTarget must not be negative, got %d", c.MinimumIPTarget)
+	}
+	p := poolPolicy{
+		releaseImmediately: c.ReleaseImmediately,
+		warm:               max(c.WarmIPTarget, 0),
+		minimum:            c.MinimumIPTarget,
+		cooldown:           max(c.Cooldown, 0),
+		clock:              c.Clock,
+	}
+	if c.WarmIPTarget == 0 {
+		p.warm = DefaultWarmIPTarget
+	}
+	if c.Cooldown == 0 {
+		p.cooldown = DefaultIPCooldown
+	}
+	if p.clock == nil {
+		p.clock = clock.RealClock{}
+	}
+	return p, nil
 }
 
 // Backoff is a capped exponential delay.

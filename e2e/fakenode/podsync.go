@@ -80,6 +80,7 @@ func (k *Kubelet) syncLive(ctx context.Context, pod *corev1.Pod, st *podState, n
 			}
 			st.ip = ip
 			k.log.V(2).Info("assigned pod IP", "pod", st.key, "node", n.name, "ip", ip, "eni", n.inst.ENIID)
+			k.tendPool(n.name)
 		}
 	}
 	after, initErr := k.advanceInit(pod, st, hostIP)
@@ -135,6 +136,8 @@ func (k *Kubelet) releaseIP(ctx context.Context, st *podState, n *node) error {
 	}
 	st.released = true
 	k.log.V(2).Info("released pod IP", "pod", st.key, "node", n.name, "ip", st.ip)
+	// The address cools down; the pool looks again when it has.
+	k.tendPool(n.name)
 	return nil
 }
 

@@ -16,8 +16,10 @@ import (
 // restarted Kubelet has), and how far their init containers got. Live pods
 // claim their addresses first; a terminating or finished pod keeps its
 // claim only while the address is still on the ENI and no live pod holds
-// it, so that its release cannot take a live pod's address away. Secondary
-// IPs no pod claims are then unassigned.
+// it, so that its release cannot take a live pod's address away. The
+// addresses no pod claims are the warm pool, cooling from now; when
+// addresses are released immediately, secondary IPs no pod claims are
+// orphans and unassigned instead.
 func (k *Kubelet) rebuild(ctx context.Context) error {
 	all, err := k.pods.List(labels.Everything())
 	if err != nil {
@@ -58,6 +60,9 @@ func (k *Kubelet) rebuild(ctx context.Context) error {
 	k.mu.Unlock()
 
 	for _, n := range nodes {
+		if kept := n.ipam.adopt(); kept > 0 {
+			k.log.Info("keeping the addresses no pod holds as the warm pool, cooling from now", "node", n.name, "addresses", kept)
+		}
 		freed, err := n.ipam.sweep(ctx)
 		if err != nil {
 			return fmt.Errorf("giving back the unused addresses of node %s: %w", n.name, err)

@@ -44,6 +44,9 @@ type Options struct {
 	// PrefixDelegation makes the fake VPC CNI hand out addresses from
 	// delegated /28 prefixes.
 	PrefixDelegation bool
+	// CNI tunes how the fake VPC CNI keeps freed addresses; the zero value
+	// is the VPC CNI's warm pool with its 30s cooldown.
+	CNI fakenode.CNIOptions
 	// LocalImages maps image repositories to local binaries that the fake
 	// nodes run for init containers of that image.
 	LocalImages map[string]string
@@ -170,7 +173,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}
 
-	nodeOpts := s.nodeOptions(opts.Nodes, opts.PrefixDelegation, "fakenode")
+	nodeOpts := s.nodeOptions(opts.Nodes, opts.PrefixDelegation, opts.CNI, "fakenode")
 	if !s.tempDir {
 		nodeOpts.WorkDir = filepath.Join(s.dir, "fakenode")
 	}
@@ -232,19 +235,22 @@ type NodeGroup struct {
 	Nodes int
 	// PrefixDelegation gives pods addresses of delegated /28 prefixes.
 	PrefixDelegation bool
+	// CNI tunes how the fake VPC CNI keeps freed addresses; the zero value
+	// is the VPC CNI's warm pool with its 30s cooldown.
+	CNI fakenode.CNIOptions
 }
 
 // StartNodeGroup starts another set of fake nodes, like a second EKS node
 // group. Stop it with its Stop.
 func (s *Stack) StartNodeGroup(ctx context.Context, g NodeGroup) (*fakenode.Kubelet, error) {
-	o := s.nodeOptions(max(g.Nodes, 1), g.PrefixDelegation, "fakenode-"+g.Name)
+	o := s.nodeOptions(max(g.Nodes, 1), g.PrefixDelegation, g.CNI, "fakenode-"+g.Name)
 	o.Group = g.Name
 	return fakenode.Start(ctx, o)
 }
 
 // nodeOptions are what every set of the stack's fake nodes shares: its
 // clients, cluster, and local images, kube-eip's own run from its binary.
-func (s *Stack) nodeOptions(nodes int, prefixDelegation bool, logName string) fakenode.Options {
+func (s *Stack) nodeOptions(nodes int, prefixDelegation bool, cni fakenode.CNIOptions, logName string) fakenode.Options {
 	localImages := maps.Clone(s.opts.LocalImages)
 	if localImages == nil {
 		localImages = map[string]string{}
@@ -258,6 +264,7 @@ func (s *Stack) nodeOptions(nodes int, prefixDelegation bool, logName string) fa
 		Nodes:            nodes,
 		ClusterName:      s.opts.EC2.ClusterName,
 		PrefixDelegation: prefixDelegation,
+		CNI:              cni,
 		LocalImages:      localImages,
 		Logger:           s.opts.Log.WithName(logName),
 	}
