@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/e2e/ec2sim"
+	"github.com/kube-eip/kube-eip/e2e/fakenode"
 	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
@@ -44,9 +45,11 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 	}
 	ctx := t.Context()
 	ns := newEIPNamespace(t, map[string]string{"tenant": "chaos"})
-	// Prefix delegation: a freed IP goes to the next pod at once, with no
-	// cooldown, which is when an address could follow it.
-	group, err := env.StartNodeGroup(ctx, stack.NodeGroup{Name: "chaos", Nodes: max(3, pods/100+1), PrefixDelegation: true})
+	// The VPC CNI's warm pool with a cooldown of 2 s instead of 30: freed
+	// IPs go to new pods all the time, which is when an address could
+	// follow one.
+	group, err := env.StartNodeGroup(ctx, stack.NodeGroup{Name: "chaos", Nodes: max(3, pods/100+1), PrefixDelegation: true,
+		CNI: fakenode.CNIOptions{Cooldown: chaosCooldown}})
 	if err != nil {
 		t.Fatalf("starting the chaos node group: %v", err)
 	}
@@ -116,12 +119,21 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 			}
 		}
 	})
+	exposures := &exposureWatch{ns: ns}
+	wg.Go(func() { exposures.watch(chaosCtx) })
 	wg.Wait()
 	if err := env.EC2.SetFaults(ec2sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
 	restartBinder(t)
 	t.Logf("churned %d pods (%d created) for %s; binder killed %d times", pods, churn.created.Load(), duration, kills.Load())
+	// While the binder was being killed: a pod on an IP that still carried
+	// another pod's address, seen by sampling EC2 and the pods. Each is a
+	// window the binder was down longer than the cooldown; it is reported,
+	// not failed, as the README says it can happen then. Settled, below,
+	// there must be none.
+	t.Logf("exposures seen while churning: %d samples of %d, %d distinct, longest seen %s",
+		exposures.hits, exposures.samples, len(exposures.seen), exposures.longest())
 
 	// Settled: every live pod bound, and EC2 agrees with the cluster.
 	eventually(t, 3*time.Minute, "EC2 consistent with the cluster", func(ctx context.Context) (bool, string, error) {
@@ -152,8 +164,9 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 
 // auditAddresses compares the emulator's addresses of namespace ns with
 // its pods. It returns what is wrong: a pod not bound, an address on an IP
-// that is not its pod's (misbound), two addresses for one pod (doubly
-// bound), an address no pod owns (leaked).
+// that is not its pod's, or a pod on an IP that carries another pod's
+// address (misbound), two addresses for one pod (doubly bound), an address
+// no pod owns (leaked).
 func auditAddresses(ctx context.Context, ns string) ([]string, error) {
 	list, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -177,7 +190,11 @@ func auditAddresses(ctx context.Context, ns string) ([]string, error) {
 		}
 	}
 	perPod := map[string]int{}
-	for _, a := range env.EC2.Snapshot().Addresses {
+	addrs := env.EC2.Snapshot().Addresses
+	for _, e := range exposed(addrs, byIP, ns) {
+		problems = append(problems, "misbound: "+e)
+	}
+	for _, a := range addrs {
 		owner := a.Tags[api.TagOwner]
 		if a.Tags[api.TagCluster] != stack.ClusterName || !strings.HasPrefix(owner, ns+"/") {
 			continue
@@ -245,4 +262,74 @@ func (c *churner) replaceRandom(ctx context.Context, t *testing.T, n int) {
 func onGroup(tmpl corev1.PodTemplateSpec, selector map[string]string) corev1.PodTemplateSpec {
 	tmpl.Spec.NodeSelector = selector
 	return tmpl
+}
+
+// chaosCooldown is the CNI cooldown of the chaos nodes.
+const chaosCooldown = 2 * time.Second
+
+// exposed lists the pods on an IP that carries an address of another pod
+// (or of none): whoever egresses from that pod leaves through it. Only
+// kube-eip's addresses of ns are looked at.
+func exposed(addrs []ec2sim.Address, byIP map[string]*corev1.Pod, ns string) []string {
+	var out []string
+	for _, a := range addrs {
+		if a.AssociationID == "" || a.Tags[api.TagCluster] != stack.ClusterName || !strings.HasPrefix(a.Tags[api.TagOwner], ns+"/") {
+			continue
+		}
+		if p := byIP[a.PrivateIPAddress]; p != nil && ns+"/"+p.Name != a.Tags[api.TagOwner] {
+			out = append(out, fmt.Sprintf("pod %s on %s carries %s of %s", p.Name, a.PrivateIPAddress, a.PublicIP, a.Tags[api.TagOwner]))
+		}
+	}
+	return out
+}
+
+// exposureWatch samples EC2 and the pods while chaos runs, for exposed.
+type exposureWatch struct {
+	ns            string
+	samples, hits int
+	seen          map[string]time.Time // exposure → first seen
+	last          map[string]time.Time // exposure → last seen
+}
+
+func (w *exposureWatch) watch(ctx context.Context) {
+	w.seen, w.last = map[string]time.Time{}, map[string]time.Time{}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		list, err := kube.CoreV1().Pods(w.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		byIP := map[string]*corev1.Pod{}
+		for i := range list.Items {
+			if p := &list.Items[i]; p.DeletionTimestamp == nil && p.Status.PodIP != "" {
+				byIP[p.Status.PodIP] = p
+			}
+		}
+		w.samples++
+		now := time.Now()
+		found := exposed(env.EC2.Snapshot().Addresses, byIP, w.ns)
+		if len(found) > 0 {
+			w.hits++
+		}
+		for _, e := range found {
+			if _, ok := w.seen[e]; !ok {
+				w.seen[e] = now
+			}
+			w.last[e] = now
+		}
+	}
+}
+
+func (w *exposureWatch) longest() time.Duration {
+	var d time.Duration
+	for e, first := range w.seen {
+		d = max(d, w.last[e].Sub(first))
+	}
+	return d
 }
