@@ -18,10 +18,10 @@ type Limits map[string]Bucket
 // API, per account and region
 // (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html).
 //
-// They are exactly AWS's sizes, not a safety margin below them: the
-// binder's own limiter should queue calls where EC2 would refuse them, no
-// sooner. EC2 shares a bucket among every caller in the account, so the
-// binder can still be throttled; the workqueue's backoff handles that.
+// They are exactly AWS's sizes; the binder runs them with one call of
+// headroom (Headroom). EC2 shares a bucket among every caller in the
+// account, so the binder can still be throttled; the workqueue's backoff
+// handles that.
 func AWSLimits() Limits {
 	mutating := Bucket{Burst: 50, Rate: 5}
 	describe := Bucket{Burst: 100, Rate: 20}
@@ -51,6 +51,21 @@ func (l Limits) Scaled(f float64) Limits {
 			Burst: max(1, int(math.Round(float64(b.Burst)*f))),
 			Rate:  b.Rate * f,
 		}
+	}
+	return out
+}
+
+// Headroom takes n calls off every burst (never below one). A call the
+// limiter lets go reaches EC2 a moment later, and calls of many workers
+// arrive in a slightly different order and spacing than they were let go
+// in: at saturation, a bucket sized exactly as EC2's is then now and then
+// a token ahead of EC2's, and that call is throttled. One call of headroom
+// absorbs the jitter, for 1/rate seconds per burst (0.2 s for the
+// mutating actions).
+func (l Limits) Headroom(n int) Limits {
+	out := make(Limits, len(l))
+	for action, b := range l {
+		out[action] = Bucket{Burst: max(1, b.Burst-n), Rate: b.Rate}
 	}
 	return out
 }

@@ -91,3 +91,12 @@ func TestLimiterBuckets(t *testing.T) {
 		t.Errorf("a burst of 0 became %v, want 1", e)
 	}
 }
+
+// Headroom keeps every bucket's rate and takes calls off its burst, never
+// leaving less than one.
+func TestHeadroomTakesCallsOffEveryBurst(t *testing.T) {
+	got := Limits{"A": {Burst: 50, Rate: 5}, "B": {Burst: 1, Rate: 2}}.Headroom(1)
+	if got["A"] != (Bucket{Burst: 49, Rate: 5}) || got["B"] != (Bucket{Burst: 1, Rate: 2}) {
+		t.Errorf("Headroom(1) = %v", got)
+	}
+}

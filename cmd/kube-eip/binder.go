@@ -32,7 +32,7 @@ func binderFlags(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		c.Limits = cloud.AWSLimits().Scaled(rateScale)
+		c.Limits = cloud.AWSLimits().Scaled(rateScale).Headroom(1)
 		if o.EC2, err = cloud.NewClient(ctx, c); err != nil {
 			return err
 		}
