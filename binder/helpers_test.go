@@ -358,7 +358,8 @@ func wantEvent(t *testing.T, evs []string, prefix string) {
 	}
 }
 
-// requeued drains the pods the sweep sent back to the controller.
+// requeued drains the pods sent back to the controller: by the sweep, or
+// woken by the quota gate.
 func (e *env) requeued() []string {
 	var out []string
 	for {

@@ -50,19 +50,6 @@ func TestTheQuotaGateLetsThroughWhatTheAccountHasRoomFor(t *testing.T) {
 	}
 }
 
-// drainWoken reads the pods the gate woke from the binder's requeue channel.
-func (e *env) drainWoken() []string {
-	var out []string
-	for {
-		select {
-		case ev := <-e.b.requeue:
-			out = append(out, ev.Object.GetName())
-		default:
-			return out
-		}
-	}
-}
-
 // A quota of 3 and 5 pods: 3 are bound, 2 wait with one event each and
 // without a single refused AllocateAddress (the binder read the quota); a
 // released address goes to the first that waits, at once.
@@ -91,10 +78,10 @@ func TestPodsWaitForTheQuotaAndTakeWhatIsFreed(t *testing.T) {
 		t.Errorf("kube_eip_binder_pods_waiting_for_quota = %v, want 2", v)
 	}
 
-	e.drainWoken()
+	e.requeued()
 	e.delete("web-0")
 	e.mustReconcile("web-0")
-	if woken := e.drainWoken(); len(woken) != 1 || woken[0] != "web-3" {
+	if woken := e.requeued(); len(woken) != 1 || woken[0] != "web-3" {
 		t.Fatalf("releasing one address woke %v, want web-3, the first to wait", woken)
 	}
 	e.mustReconcile("web-3")
@@ -126,9 +113,9 @@ func TestAnUnknownQuotaPausesAfterOneRefusal(t *testing.T) {
 	if _, err := e.ec2.ReleaseAddress(context.Background(), &ec2.ReleaseAddressInput{AllocationId: aws.String(other)}); err != nil {
 		t.Fatal(err)
 	}
-	e.drainWoken()
+	e.requeued()
 	e.sweep()
-	woken := e.drainWoken()
+	woken := e.requeued()
 	if len(woken) != 1 || woken[0] != "web-0" {
 		t.Fatalf("the sweep woke %v, want one probe, web-0 (the first refused)", woken)
 	}
@@ -136,7 +123,7 @@ func TestAnUnknownQuotaPausesAfterOneRefusal(t *testing.T) {
 	if p := e.pod("web-0"); p.Labels[api.LabelPublicIP] == "" {
 		t.Error("the probe did not bind")
 	}
-	if woken := e.drainWoken(); len(woken) != 1 || woken[0] != "web-1" {
+	if woken := e.requeued(); len(woken) != 1 || woken[0] != "web-1" {
 		t.Fatalf("the probe's success woke %v, want the next, web-1", woken)
 	}
 	// web-1 finds the account full again: one refusal, and the pause goes
