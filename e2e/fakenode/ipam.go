@@ -235,8 +235,15 @@ func (p *ipam) grow(ctx context.Context, n int) ([]string, error) {
 	return got, err
 }
 
+// maxAssign is the most IPs or prefixes one ENI can hold, and so ask for.
+const maxAssign = 50
+
 // assign gets count secondary IPs or prefixes from EC2 and records them.
 func (p *ipam) assign(ctx context.Context, count int) ([]string, error) {
+	// No ENI holds more than 50 IPs or prefixes: a larger count is a bug.
+	if count < 1 || count > maxAssign {
+		return nil, fmt.Errorf("asking EC2 for %d addresses at once on %s", count, p.eniID)
+	}
 	in := &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(p.eniID)}
 	what := "assigning %d secondary IPs to %s"
 	if p.prefixMode {
