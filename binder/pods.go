@@ -72,6 +72,7 @@ func (b *Binder) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 // goes: nothing is taken from it, and nothing new is done for it.
 func (b *Binder) refused(pod *corev1.Pod, r *refusal) reconcile.Result {
 	refusals.Inc()
+	b.quota.forget(client.ObjectKeyFromObject(pod)) // it asks for nothing now
 	msg := r.msg
 	if ip := pod.Labels[api.LabelPublicIP]; ip != "" && eipReady(pod) {
 		msg += fmt.Sprintf("; the pod keeps %s until it goes, and nothing new is bound for it", ip)
@@ -144,6 +145,7 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod, g grant) (reconcile.
 		b.warn(pod, "Obtain", err)
 		return reconcile.Result{}, terminalIf(err)
 	}
+	b.quota.forget(client.ObjectKeyFromObject(pod)) // it has an address
 	associated := false
 	if !addr.On(target) {
 		if addr, err = b.associate(ctx, addr, g.res, target); err != nil {

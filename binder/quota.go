@@ -39,13 +39,17 @@ type quotaGate struct {
 	// waiting are the pods told no, first come first woken.
 	waiting []types.NamespacedName
 	queued  map[types.NamespacedName]bool
+	// woken are pods taken off the line for room that is theirs until they
+	// come (or the next sweep counts again): a pod that never waited does
+	// not take it from them.
+	woken map[types.NamespacedName]bool
 	// told are the pods that heard they wait, until they get an address:
 	// one event each, however often they are woken and put back.
 	told map[types.NamespacedName]bool
 }
 
 func newQuotaGate() *quotaGate {
-	return &quotaGate{queued: map[types.NamespacedName]bool{}, told: map[types.NamespacedName]bool{}}
+	return &quotaGate{queued: map[types.NamespacedName]bool{}, woken: map[types.NamespacedName]bool{}, told: map[types.NamespacedName]bool{}}
 }
 
 // admit lets pod allocate now, or puts it in line. newlyWaiting is true the
@@ -53,9 +57,18 @@ func newQuotaGate() *quotaGate {
 func (q *quotaGate) admit(pod types.NamespacedName) (ok, newlyWaiting bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.full && (!q.known || q.inUse+q.inFlight < q.quota) {
+	// Room kept for woken pods is theirs; a pod that did not wait goes only
+	// behind those that do.
+	kept := len(q.woken)
+	if q.woken[pod] {
+		kept--
+	} else if len(q.waiting) > 0 && !q.queued[pod] {
+		return false, q.wait(pod, false)
+	}
+	if !q.full && (!q.known || q.inUse+q.inFlight+kept < q.quota) && (q.known || q.woken[pod] || kept == 0) {
 		q.inFlight++
 		q.drop(pod)
+		delete(q.woken, pod)
 		quotaWaiting.Set(float64(len(q.waiting)))
 		return true, false
 	}
@@ -67,7 +80,7 @@ func (q *quotaGate) admit(pod types.NamespacedName) (ok, newlyWaiting bool) {
 func (q *quotaGate) tryAdmit() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.waiting) > 0 || q.full || q.known && q.inUse+q.inFlight >= q.quota {
+	if len(q.waiting) > 0 || len(q.woken) > 0 || q.full || q.known && q.inUse+q.inFlight >= q.quota {
 		return false
 	}
 	q.inFlight++
@@ -120,6 +133,11 @@ func (q *quotaGate) observed(inUse, quota int, known bool) []types.NamespacedNam
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.inUse, q.quota, q.known = inUse, quota, known
+	// Counted afresh: pods woken before and not come since go back first.
+	for p := range q.woken {
+		q.wait(p, true)
+	}
+	clear(q.woken)
 	if !known {
 		if q.full {
 			// Only an allocation can tell whether there is room now.
@@ -141,6 +159,7 @@ func (q *quotaGate) forget(pod types.NamespacedName) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.drop(pod)
+	delete(q.woken, pod)
 	delete(q.told, pod)
 	quotaWaiting.Set(float64(len(q.waiting)))
 }
@@ -170,6 +189,7 @@ func (q *quotaGate) wake(n int) []types.NamespacedName {
 	q.waiting = q.waiting[n:]
 	for _, p := range woken {
 		delete(q.queued, p)
+		q.woken[p] = true
 	}
 	quotaWaiting.Set(float64(len(q.waiting)))
 	return woken

@@ -44,9 +44,26 @@ func TestTheQuotaGateLetsThroughWhatTheAccountHasRoomFor(t *testing.T) {
 		t.Fatal("b: refused after an address was freed for it")
 	}
 	q.done(key("b"), true, false)
-	// The sweep counts 1 of 2 in use (someone else released one): c goes.
-	if woken := q.observed(1, 2, true); len(woken) != 1 || woken[0] != key("c") {
-		t.Errorf("room for one woke %v, want c", woken)
+	// The room an address freed makes is the woken pod's: a pod that never
+	// waited does not take it first.
+	if woken := q.freed(1); len(woken) != 1 || woken[0] != key("c") {
+		t.Fatalf("one more address freed woke %v, want c", woken)
+	}
+	if ok, _ := q.admit(key("newcomer")); ok {
+		t.Error("a newcomer took the room freed for c")
+	}
+	if ok, _ := q.admit(key("c")); !ok {
+		t.Fatal("c: refused the room freed for it")
+	}
+	q.done(key("c"), true, false)
+	q.forget(key("newcomer"))
+	// The sweep counts 1 of 2 in use (someone else released one): the
+	// next in line goes.
+	if ok, _ := q.admit(key("d")); ok {
+		t.Fatal("d admitted over the quota")
+	}
+	if woken := q.observed(1, 2, true); len(woken) != 1 || woken[0] != key("d") {
+		t.Errorf("room for one woke %v, want d", woken)
 	}
 }
 
