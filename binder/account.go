@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,13 +23,11 @@ const maxElasticIPs = "vpc-max-elastic-ips"
 // IP quota: it changes only when someone asks AWS to raise it.
 const quotaRefresh = 10 * time.Minute
 
-// account is what the binder knows of the account's Elastic IPs in its
-// region, and what it last published of it (api.AccountConfigMap), so that
-// an unchanged count is not written again.
+// account is when the binder last read the account's quota (the quota
+// gate holds it) and what it last published of its count
+// (api.AccountConfigMap), so that an unchanged count is not written again.
+// Only the sweep touches it.
 type account struct {
-	mu        sync.Mutex
-	quota     int
-	known     bool // quota is what EC2 last answered
 	askedAt   time.Time
 	published *api.Account
 }
@@ -44,20 +41,20 @@ type account struct {
 // foresight; the sweep goes on.
 func (b *Binder) countAccount(ctx context.Context, allocated int) error {
 	acct := &b.account
-	acct.mu.Lock()
-	defer acct.mu.Unlock()
 	now := b.Now()
 	var readErr error
 	if acct.askedAt.IsZero() || now.Sub(acct.askedAt) >= quotaRefresh {
 		acct.askedAt = now
 		quota, known, err := b.readQuota(ctx)
-		acct.quota, acct.known, readErr = quota, known && err == nil, err
+		b.quota.setQuota(quota, known && err == nil)
+		readErr = err
 	}
-	b.wakeAll(b.quota.observed(allocated, acct.quota, acct.known))
-	if readErr != nil || !acct.known || b.Namespace == "" {
+	b.wakeAll(b.quota.observed(allocated))
+	quota, known := b.quota.limit()
+	if readErr != nil || !known || b.Namespace == "" {
 		return readErr
 	}
-	count := api.Account{Quota: acct.quota, Allocated: allocated, CountedAt: now}
+	count := api.Account{Quota: quota, Allocated: allocated, CountedAt: now}
 	if p := acct.published; p != nil && p.Quota == count.Quota && p.Allocated == count.Allocated {
 		return nil
 	}

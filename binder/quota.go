@@ -69,7 +69,6 @@ func (q *quotaGate) admit(pod types.NamespacedName) (ok, newlyWaiting bool) {
 		q.inFlight++
 		q.drop(pod)
 		delete(q.woken, pod)
-		quotaWaiting.Set(float64(len(q.waiting)))
 		return true, false
 	}
 	return false, q.wait(pod, false)
@@ -125,20 +124,33 @@ func (q *quotaGate) freed(n int) []types.NamespacedName {
 	return q.wake(n)
 }
 
-// observed takes in the sweep's count of the region's addresses and the
-// quota (known false when EC2 did not tell it), and returns the pods to
-// wake: as many as there is room for, or, with no known quota while full,
-// one to probe.
-func (q *quotaGate) observed(inUse, quota int, known bool) []types.NamespacedName {
+// setQuota takes in the quota EC2 reported; known is false when it did not.
+func (q *quotaGate) setQuota(quota int, known bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.inUse, q.quota, q.known = inUse, quota, known
+	q.quota, q.known = quota, known
+}
+
+// limit is the quota, if known.
+func (q *quotaGate) limit() (quota int, known bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.quota, q.known
+}
+
+// observed takes in the sweep's count of the region's addresses, and
+// returns the pods to wake: as many as there is room for, or, with no
+// known quota while full, one to probe.
+func (q *quotaGate) observed(inUse int) []types.NamespacedName {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.inUse = inUse
 	// Counted afresh: pods woken before and not come since go back first.
 	for p := range q.woken {
 		q.wait(p, true)
 	}
 	clear(q.woken)
-	if !known {
+	if !q.known {
 		if q.full {
 			// Only an allocation can tell whether there is room now.
 			q.setFull(false)
@@ -161,7 +173,6 @@ func (q *quotaGate) forget(pod types.NamespacedName) {
 	q.drop(pod)
 	delete(q.woken, pod)
 	delete(q.told, pod)
-	quotaWaiting.Set(float64(len(q.waiting)))
 }
 
 // wait puts pod in line, at its head if first, and reports whether the pod
@@ -206,6 +217,7 @@ func (q *quotaGate) drop(pod types.NamespacedName) {
 			break
 		}
 	}
+	quotaWaiting.Set(float64(len(q.waiting)))
 }
 
 func (q *quotaGate) setFull(full bool) {

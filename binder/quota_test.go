@@ -23,7 +23,8 @@ func key(name string) types.NamespacedName {
 // and wakes the waiting, first come first, one per address freed.
 func TestTheQuotaGateLetsThroughWhatTheAccountHasRoomFor(t *testing.T) {
 	q := newQuotaGate()
-	q.observed(1, 2, true)
+	q.setQuota(2, true)
+	q.observed(1)
 	if ok, _ := q.admit(key("a")); !ok {
 		t.Fatal("a: refused with room for one")
 	}
@@ -62,7 +63,7 @@ func TestTheQuotaGateLetsThroughWhatTheAccountHasRoomFor(t *testing.T) {
 	if ok, _ := q.admit(key("d")); ok {
 		t.Fatal("d admitted over the quota")
 	}
-	if woken := q.observed(1, 2, true); len(woken) != 1 || woken[0] != key("d") {
+	if woken := q.observed(1); len(woken) != 1 || woken[0] != key("d") {
 		t.Errorf("room for one woke %v, want d", woken)
 	}
 }
