@@ -9,7 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kube-eip/kube-eip/e2e/testmain"
 )
 
 // newNamespace creates a namespace named after the test, ready for pods,
@@ -35,24 +36,10 @@ func newNamespace(t testing.TB) string {
 	return created.Name
 }
 
-// eventually polls cond every 100ms until it holds or timeout passes, then
-// fails the test with the last reason cond gave.
+// eventually is testmain.Eventually, which every e2e package shares.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
 	t.Helper()
-	var reason string
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, why, err := cond(ctx)
-		if err != nil && ctx.Err() != nil {
-			// The deadline cut this poll short: keep the reason of the
-			// one before.
-			return false, nil
-		}
-		reason = why
-		return ok, err
-	})
-	if err != nil {
-		t.Fatalf("%s: %v (last: %s)", what, err, reason)
-	}
+	testmain.Eventually(t, timeout, what, cond)
 }
 
 func podSummary(pods []corev1.Pod) string {

@@ -69,7 +69,7 @@ func TestPodsWaitForTheQuotaAndTakeEachAddressFreed(t *testing.T) {
 		}
 	}
 	var bound []corev1.Pod
-	eventually(t, 2*time.Minute, "20 pods bound, 10 told they wait", func(ctx context.Context) (bool, string, error) {
+	testmain.Eventually(t, 2*time.Minute, "20 pods bound, 10 told they wait", func(ctx context.Context) (bool, string, error) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: api.LabelPublicIP})
 		if err != nil {
 			return false, "", err
@@ -169,24 +169,11 @@ func optedIn(t *testing.T) string {
 		t.Fatal(err)
 	}
 	// The webhook reads namespaces from its cache.
-	eventually(t, 30*time.Second, "the webhook sees the namespace opted in", func(ctx context.Context) (bool, string, error) {
+	testmain.Eventually(t, 30*time.Second, "the webhook sees the namespace opted in", func(ctx context.Context) (bool, string, error) {
 		probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe", Annotations: map[string]string{api.AnnotationMode: "auto"}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}}}
 		p, err := kube.CoreV1().Pods(ns.Name).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err == nil && p.Labels[api.LabelManaged] == "true", fmt.Sprint(err), nil
 	})
 	return ns.Name
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
-	t.Helper()
-	var reason string
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, why, err := cond(ctx)
-		reason = why
-		return ok, err
-	})
-	if err != nil {
-		t.Fatalf("%s: %v (last: %s)", what, err, reason)
-	}
 }

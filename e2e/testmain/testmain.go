@@ -1,5 +1,6 @@
 // Package testmain runs a package's tests around an environment (a control
-// plane, a whole stack) that must not outlive them, even when interrupted.
+// plane, a whole stack) that must not outlive them, even when interrupted,
+// and holds what waiting on that environment takes in every package.
 package testmain
 
 import (
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Stopper is an environment that can be taken down.
@@ -66,4 +69,24 @@ func Run[T Stopper](m *testing.M, start func(context.Context) (T, error), setup 
 		}
 	}
 	return m.Run()
+}
+
+// Eventually polls cond every 100ms until it holds or timeout passes, then
+// fails the test with the last reason cond gave.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) {
+	t.Helper()
+	var reason string
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, why, err := cond(ctx)
+		if err != nil && ctx.Err() != nil {
+			// The deadline cut this poll short: keep the reason of the
+			// one before.
+			return false, nil
+		}
+		reason = why
+		return ok, err
+	})
+	if err != nil {
+		t.Fatalf("%s: %v (last: %s)", what, err, reason)
+	}
 }
