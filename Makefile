@@ -20,6 +20,21 @@ help: ## list the targets
 build: ## build kube-eip's binaries into bin/
 	go build -o $(BIN)/ ./cmd/...
 
+# The image is built from the commit alone (no container engine), so the
+# same commit yields the same digest: every file carries the commit time.
+VERSION ?= $(shell git describe --tags --always --dirty)
+REVISION ?= $(shell git rev-parse HEAD)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct)
+IMAGE_REF ?= ghcr.io/kube-eip/kube-eip:dev
+IMAGE_ARCH ?= $(shell go env GOARCH)
+IMAGE_DIR := $(BIN)/image
+
+.PHONY: image
+image: ## build the OCI image without a container engine: bin/image/oci (OCI layout), bin/image/kube-eip.tar (docker load)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "-s -w -X main.Version=$(VERSION)" -o $(IMAGE_DIR)/kube-eip ./cmd/kube-eip
+	go run ./hack/image -binary $(IMAGE_DIR)/kube-eip -out $(IMAGE_DIR) -ref $(IMAGE_REF) -arch $(IMAGE_ARCH) \
+		-version $(VERSION) -revision $(REVISION) -created-unix $(SOURCE_DATE_EPOCH)
+
 .PHONY: tools
 tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager) and kubectl into bin/
 	bash hack/build-tools.sh
@@ -36,7 +51,7 @@ generate: $(CONTROLLER_GEN) ## regenerate deep-copy code, CRDs, roles and admiss
 	go run ./hack/manifests
 
 .PHONY: verify-generate
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR) deploy/rbac deploy/admission-policies.yaml
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR) deploy/rbac deploy/admission-policies.yaml deploy/manifests
 
 verify-generate: generate ## fail if generated files are not checked in as generated
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
