@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -102,27 +101,4 @@ func fileMode(m int32) (os.FileMode, error) {
 		return 0, fmt.Errorf("mode %#o is outside 0-0777", m)
 	}
 	return os.FileMode(m), nil
-}
-
-// syncVolumes writes the pod's downwardAPI volumes as they should read now
-// and returns their host directories by volume name. Unchanged volumes are
-// left alone; changed ones are swapped atomically, as the kubelet does when
-// labels or annotations change.
-func syncVolumes(pod *corev1.Pod, podDir string) (map[string]string, error) {
-	dirs := map[string]string{}
-	for _, v := range pod.Spec.Volumes {
-		if v.DownwardAPI == nil {
-			continue
-		}
-		files, err := downwardFiles(pod, v.DownwardAPI)
-		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-		}
-		dir := filepath.Join(podDir, volumesDir, v.Name)
-		if err := (atomicWriter{dir: dir}).write(files); err != nil {
-			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-		}
-		dirs[v.Name] = dir
-	}
-	return dirs, nil
 }

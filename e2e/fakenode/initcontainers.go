@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,23 +17,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// advanceInit moves the pod's init containers along in order: ones without
-// a local binary finish at once, a local one runs as a process until it
-// exits, a failed one is restarted after a capped exponential backoff (or
-// fails the pod under restartPolicy Never). It returns when to look again;
-// 0 means at the next event, which a process's exit also sends.
+// advanceInit moves the pod's init containers along in order: ones that
+// do not run for real finish at once, a real one runs until it exits, a
+// failed one is restarted after a capped exponential backoff (or fails the
+// pod under restartPolicy Never). It returns when to look again; 0 means
+// at the next event, which a process's exit also sends.
 func (k *Kubelet) advanceInit(pod *corev1.Pod, st *podState, hostIP string) (time.Duration, error) {
 	if !st.containersStarted.IsZero() || st.failed {
 		return 0, nil
-	}
-	// The volumes are kept current while a local process may read them:
-	// the project's wait container watches its labels file for a change.
-	var volumes map[string]string
-	if k.pendingLocalInit(pod, st) {
-		var err error
-		if volumes, err = syncVolumes(pod, st.dir); err != nil {
-			return 0, fmt.Errorf("materializing the volumes of %s: %w", st.key, err)
-		}
 	}
 	now := time.Now()
 	for i := range pod.Spec.InitContainers {
@@ -42,8 +32,7 @@ func (k *Kubelet) advanceInit(pod *corev1.Pod, st *podState, hostIP string) (tim
 		if r.done != nil {
 			continue
 		}
-		bin, local := k.localBinary(c.Image)
-		if !local || isSidecar(c) {
+		if !r.real {
 			t := metav1.NewTime(now.Truncate(time.Second))
 			r.done = &corev1.ContainerStateTerminated{
 				Reason: "Completed", StartedAt: t, FinishedAt: t,
@@ -67,25 +56,26 @@ func (k *Kubelet) advanceInit(pod *corev1.Pod, st *podState, hostIP string) (tim
 		if wait := r.retryAt.Sub(now); wait > 0 {
 			return wait, nil
 		}
-		if err := k.startInit(pod, st, c, r, bin, hostIP, volumes); err != nil {
-			r.waitReason, r.waitMessage = "CreateContainerConfigError", err.Error()
+		img, isImage, err := k.imageFor(c.Image)
+		switch {
+		case isImage && err != nil:
+			r.waitReason, r.waitMessage = "ErrImagePull", err.Error()
+		case isImage:
+			err = k.startImageContainer(pod, st, c, r, img, hostIP)
+		default:
+			bin, _ := k.localBinary(c.Image)
+			err = k.startInit(pod, st, c, r, bin, hostIP, st.volumes)
+		}
+		if err != nil {
+			if r.waitReason == "" {
+				r.waitReason, r.waitMessage = "CreateContainerConfigError", err.Error()
+			}
 			return 0, fmt.Errorf("starting init container %s of %s: %w", c.Name, st.key, err)
 		}
 		return 0, nil
 	}
 	st.containersStarted = metav1.NewTime(now.Truncate(time.Second))
 	return 0, nil
-}
-
-// pendingLocalInit tells whether a local init container has yet to finish.
-func (k *Kubelet) pendingLocalInit(pod *corev1.Pod, st *podState) bool {
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		if _, local := k.localBinary(c.Image); local && !isSidecar(c) && st.inits[i].done == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // isSidecar tells a restartable init container, which keeps running beside
@@ -95,7 +85,7 @@ func isSidecar(c *corev1.Container) bool {
 }
 
 // reap records how a finished process ended.
-func (k *Kubelet) reap(pod *corev1.Pod, c *corev1.Container, r *initRun, now time.Time) {
+func (k *Kubelet) reap(pod *corev1.Pod, c *corev1.Container, r *containerRun, now time.Time) {
 	p := r.proc
 	r.proc = nil
 	term := &corev1.ContainerStateTerminated{
@@ -120,8 +110,8 @@ func (k *Kubelet) reap(pod *corev1.Pod, c *corev1.Container, r *initRun, now tim
 	k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off %s restarting failed container %s in pod %s", delay, c.Name, pod.Name)
 }
 
-func (k *Kubelet) startInit(pod *corev1.Pod, st *podState, c *corev1.Container, r *initRun, bin, hostIP string, volumes map[string]string) error {
-	args, env, err := processArgs(pod, c, st.ip, hostIP, mountRewrites(c, volumes))
+func (k *Kubelet) startInit(pod *corev1.Pod, st *podState, c *corev1.Container, r *containerRun, bin, hostIP string, volumes map[string]string) error {
+	args, env, err := k.processArgs(pod, c, st.ip, hostIP, mountRewrites(c, volumes))
 	if err != nil {
 		return err
 	}
@@ -162,32 +152,13 @@ func mountRewrites(c *corev1.Container, volumes map[string]string) map[string]st
 
 // processArgs builds a local process's arguments and environment from a
 // container: the command minus its first word (the binary stands in for
-// it) then the args, $(VAR) references expanded, env values from literals
-// and fieldRefs, and every mount path rewritten to its host directory.
-func processArgs(pod *corev1.Pod, c *corev1.Container, podIP, hostIP string, mounts map[string]string) (args, env []string, err error) {
-	if len(c.EnvFrom) > 0 {
-		return nil, nil, errors.New("envFrom is not supported for local images")
-	}
-	vars := map[string]string{}
-	lookup := func(name string) (string, bool) {
-		v, ok := vars[name]
-		return v, ok
-	}
-	var order []string
-	for _, e := range c.Env {
-		value := expand(e.Value, lookup)
-		if e.ValueFrom != nil {
-			if e.ValueFrom.FieldRef == nil {
-				return nil, nil, fmt.Errorf("env %s: only fieldRef sources are supported for local images", e.Name)
-			}
-			if value, err = fieldValue(pod, e.ValueFrom.FieldRef.FieldPath, podIP, hostIP); err != nil {
-				return nil, nil, fmt.Errorf("env %s: %w", e.Name, err)
-			}
-		}
-		if _, seen := vars[e.Name]; !seen {
-			order = append(order, e.Name)
-		}
-		vars[e.Name] = value
+// it) then the args, $(VAR) references expanded, the container's variables
+// as resolveEnv finds them, and every mount path rewritten to its host
+// directory.
+func (k *Kubelet) processArgs(pod *corev1.Pod, c *corev1.Container, podIP, hostIP string, mounts map[string]string) (args, env []string, err error) {
+	vars, err := k.resolveEnv(pod, c, podIP, hostIP, nil)
+	if err != nil {
+		return nil, nil, err
 	}
 	rewrite := pathRewriter(mounts)
 	var words []string
@@ -195,14 +166,12 @@ func processArgs(pod *corev1.Pod, c *corev1.Container, podIP, hostIP string, mou
 		words = append(words, c.Command[1:]...)
 	}
 	for _, w := range append(words, c.Args...) {
-		args = append(args, rewrite.Replace(expand(w, lookup)))
+		args = append(args, rewrite.Replace(expand(w, vars.lookup)))
 	}
 	hostname := cmp.Or(pod.Spec.Hostname, pod.Name)
 	// A local binary runs on this machine: it keeps the host's PATH and HOME.
 	env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "HOSTNAME=" + hostname}
-	for _, name := range order {
-		env = append(env, name+"="+rewrite.Replace(vars[name]))
-	}
+	env = append(env, vars.list(rewrite.Replace)...)
 	return args, env, nil
 }
 

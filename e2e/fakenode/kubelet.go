@@ -44,8 +44,19 @@ type Kubelet struct {
 	queue                   workqueue.TypedRateLimitingInterface[queueKey]
 
 	mu    sync.Mutex
-	nodes map[string]*node     // by node name
-	state map[string]*podState // by namespace/name
+	nodes map[string]*node       // by node name
+	state map[string]*podState   // by namespace/name
+	nets  map[string]*podNetwork // by pod IP, of the pods that run something
+
+	// With Images: the Secrets and ConfigMaps pods' volumes and env read,
+	// and the images unpacked so far, by digest.
+	objFactory informers.SharedInformerFactory
+	secrets    corelisters.SecretLister
+	configMaps corelisters.ConfigMapLister
+	imagesMu   sync.Mutex
+	images     map[string]*unpackedImage
+
+	api *kubeletAPI // serves logs; nil without Options.ClientCA
 
 	cancel   context.CancelFunc
 	workers  sync.WaitGroup
@@ -87,12 +98,14 @@ func Start(ctx context.Context, opts Options) (*Kubelet, error) {
 		return nil, err
 	}
 	k := &Kubelet{
-		opts:  opts,
-		cni:   cni,
-		ec2:   opts.EC2,
-		log:   opts.Logger.WithName("fakenode").WithValues("group", opts.Group),
-		nodes: map[string]*node{},
-		state: map[string]*podState{},
+		opts:   opts,
+		cni:    cni,
+		ec2:    opts.EC2,
+		log:    opts.Logger.WithName("fakenode").WithValues("group", opts.Group),
+		nodes:  map[string]*node{},
+		state:  map[string]*podState{},
+		nets:   map[string]*podNetwork{},
+		images: map[string]*unpackedImage{},
 	}
 	if k.client = opts.Client; k.client == nil {
 		if k.client, err = kubernetes.NewForConfig(opts.Config); err != nil {
@@ -141,6 +154,11 @@ func (k *Kubelet) start(ctx context.Context) error {
 	k.version = "v0.0.0"
 	if v, err := k.client.Discovery().ServerVersion(); err == nil {
 		k.version = v.GitVersion
+	}
+	if len(k.opts.ClientCA) > 0 {
+		if err := k.startAPI(); err != nil {
+			return err
+		}
 	}
 	if err := k.registerNodes(ctx); err != nil {
 		return err
@@ -202,6 +220,17 @@ func (k *Kubelet) startInformers(ctx, runCtx context.Context) error {
 		DeleteFunc: k.enqueueNode,
 	}); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
+	}
+	if len(k.opts.Images) > 0 {
+		if err := k.watchVolumeSources(); err != nil {
+			return err
+		}
+		k.objFactory.Start(runCtx.Done())
+		for typ, ok := range k.objFactory.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("syncing the %v cache: %w", typ, context.Cause(ctx))
+			}
+		}
 	}
 	k.podFactory.Start(runCtx.Done())
 	k.nodeFactory.Start(runCtx.Done())
@@ -302,6 +331,18 @@ func (k *Kubelet) Stop() {
 		}
 		for _, st := range states {
 			st.waitProcesses()
+			st.mu.Lock()
+			if st.net != nil {
+				st.net.close()
+				st.net = nil
+			}
+			st.mu.Unlock()
+		}
+		if k.objFactory != nil {
+			k.objFactory.Shutdown()
+		}
+		if k.api != nil {
+			k.api.close()
 		}
 		if k.broadcaster != nil {
 			k.broadcaster.Shutdown()
@@ -353,3 +394,31 @@ func (k *Kubelet) NodeSelector() map[string]string {
 
 // WorkDir is where pods' volumes and process logs live.
 func (k *Kubelet) WorkDir() string { return k.workDir }
+
+// watchVolumeSources keeps Secrets and ConfigMaps cached, and sends a
+// change to the pods of its namespace that run something, so that mounted
+// files follow within a sync, as the kubelet's watch-based manager does.
+func (k *Kubelet) watchVolumeSources() error {
+	k.objFactory = informers.NewSharedInformerFactoryWithOptions(k.client, 0, informers.WithTransform(stripManagedFields))
+	secrets := k.objFactory.Core().V1().Secrets()
+	configMaps := k.objFactory.Core().V1().ConfigMaps()
+	k.secrets, k.configMaps = secrets.Lister(), configMaps.Lister()
+	changed := func(obj any) {
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if m, err := meta.Accessor(obj); err == nil {
+			for _, key := range k.podsUsing(m.GetNamespace()) {
+				k.queue.Add(queueKey{kind: podKey, name: key})
+			}
+		}
+	}
+	handler := cache.ResourceEventHandlerFuncs{AddFunc: changed, UpdateFunc: func(_, obj any) { changed(obj) }, DeleteFunc: changed}
+	if _, err := secrets.Informer().AddEventHandler(handler); err != nil {
+		return fmt.Errorf("watching secrets: %w", err)
+	}
+	if _, err := configMaps.Informer().AddEventHandler(handler); err != nil {
+		return fmt.Errorf("watching config maps: %w", err)
+	}
+	return nil
+}

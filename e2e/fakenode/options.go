@@ -3,6 +3,7 @@ package fakenode
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"time"
 
@@ -54,6 +55,25 @@ type Options struct {
 	// binary: init containers with such an image run that binary for real,
 	// with the container's command minus its first word, and its args.
 	LocalImages map[string]string
+	// Images maps an image repository (no tag or digest) to an OCI image
+	// layout on disk (make image writes bin/image/oci). Containers of such
+	// an image, init and app alike, run for real: the image's entrypoint
+	// and files, in a mount namespace of their own with the pod's volumes,
+	// joined to the pod's network namespace; they are restarted and probed
+	// as the kubelet does. Needs root. An image here wins over LocalImages.
+	Images map[string]string
+	// APIServer is the API server's loopback address. Pods that run
+	// something reach it at the same address (a relay), and find it in
+	// KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.
+	APIServer netip.AddrPort
+	// Relays are more loopback addresses of the host (the EC2 emulator's)
+	// that pods reach at the same address.
+	Relays []netip.AddrPort
+	// ClientCA, when set, is the PEM CA the kubelet API (logs) requires
+	// clients to present a certificate of: the API server's kubelet client
+	// certificate. Without it the kubelet API is not served.
+	ClientCA []byte
+
 	// WorkDir holds the pods' materialized volumes and the processes' logs.
 	// When empty a temporary directory is used and removed by Stop.
 	WorkDir string
@@ -219,5 +239,13 @@ func (o Options) withDefaults() (Options, error) {
 		o.CrashLoopBackOff.Max = defaultBackoffMax
 	}
 	o.CrashLoopBackOff.Max = max(o.CrashLoopBackOff.Max, o.CrashLoopBackOff.Initial)
+	for _, a := range append([]netip.AddrPort{o.APIServer}, o.Relays...) {
+		if a.IsValid() && !a.Addr().IsLoopback() {
+			return o, fmt.Errorf("fakenode: %s is not a loopback address: pods may reach only loopback", a)
+		}
+	}
+	if len(o.Images) > 0 && !o.APIServer.IsValid() {
+		return o, errors.New("fakenode: APIServer is required with Images: the containers talk to it")
+	}
 	return o, nil
 }

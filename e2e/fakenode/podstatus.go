@@ -110,18 +110,25 @@ func desiredStatus(pod *corev1.Pod, st *podState, hostIP string) ownedStatus {
 		out.InitContainerStatuses = append(out.InitContainerStatuses, cs)
 	}
 	var unready []string
-	for _, c := range pod.Spec.Containers {
-		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: imageID(c.Image), Started: ptr.To(started)}
-		if started {
-			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: st.containersStarted}
-			cs.Ready = true
-			cs.ContainerID = containerID(pod.UID, c.Name, 0)
-		} else {
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
-			unready = append(unready, c.Name)
+	finished, succeeded := len(pod.Spec.Containers) > 0, true
+	for i := range pod.Spec.Containers {
+		r := st.containers[i]
+		cs := appContainerStatus(pod, &pod.Spec.Containers[i], r, st, started)
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
 		}
+		finished = finished && r.real && r.done != nil
+		succeeded = succeeded && r.done != nil && r.done.ExitCode == 0
 		out.ContainerStatuses = append(out.ContainerStatuses, cs)
 	}
+	if started && finished {
+		// Every container ran to its end and the policy restarts none.
+		out.Phase = corev1.PodFailed
+		if succeeded {
+			out.Phase = corev1.PodSucceeded
+		}
+	}
+	containersReady := started && len(unready) == 0
 
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	cond := func(t corev1.PodConditionType, ok bool, reason, message string) corev1.PodCondition {
@@ -136,14 +143,14 @@ func desiredStatus(pod *corev1.Pod, st *podState, hostIP string) ownedStatus {
 	}
 	gatesReason, gatesMessage := readinessGates(pod)
 	readyReason, readyMessage := "ContainersNotReady", "containers with unready status: ["+strings.Join(unready, " ")+"]"
-	if started {
+	if containersReady {
 		readyReason, readyMessage = gatesReason, gatesMessage
 	}
 	out.Conditions = []corev1.PodCondition{
 		cond(corev1.PodReadyToStartContainers, st.ip != "", "", ""),
 		cond(corev1.PodInitialized, len(incompleteInit) == 0, "ContainersNotInitialized", "containers with incomplete status: ["+strings.Join(incompleteInit, " ")+"]"),
-		cond(corev1.ContainersReady, started, "ContainersNotReady", "containers with unready status: ["+strings.Join(unready, " ")+"]"),
-		cond(corev1.PodReady, started && gatesReason == "", readyReason, readyMessage),
+		cond(corev1.ContainersReady, containersReady, "ContainersNotReady", "containers with unready status: ["+strings.Join(unready, " ")+"]"),
+		cond(corev1.PodReady, containersReady && gatesReason == "", readyReason, readyMessage),
 	}
 	return out
 }
@@ -167,7 +174,42 @@ func readinessGates(pod *corev1.Pod) (reason, message string) {
 	return "ReadinessGatesNotReady", strings.Join(problems, ", ")
 }
 
-func initContainerStatus(pod *corev1.Pod, c *corev1.Container, r *initRun, podFailed bool) corev1.ContainerStatus {
+// appContainerStatus is an app container's status. One of an image tells
+// how its runs go; any other is running, and ready, from the moment the
+// init containers are done.
+func appContainerStatus(pod *corev1.Pod, c *corev1.Container, r *containerRun, st *podState, started bool) corev1.ContainerStatus {
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: imageID(c.Image), RestartCount: r.restarts, Started: ptr.To(false)}
+	switch {
+	case !started:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
+	case !r.real:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: st.containersStarted}
+		cs.Ready, cs.Started, cs.ContainerID = true, ptr.To(true), containerID(pod.UID, c.Name, 0)
+	case r.proc != nil:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: r.running}
+		cs.ContainerID = containerID(pod.UID, c.Name, r.restarts)
+		cs.Started = ptr.To(r.probes.isStarted())
+		cs.Ready = r.probes.isStarted() && r.probes.isReady()
+	case r.done != nil:
+		cs.State.Terminated = r.done
+		cs.ContainerID = r.done.ContainerID
+	case r.waitReason != "":
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: r.waitReason, Message: r.waitMessage}
+	case r.lastFailure != nil:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{
+			Reason:  "CrashLoopBackOff",
+			Message: fmt.Sprintf("back-off restarting failed container=%s pod=%s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID),
+		}
+	default:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+	}
+	if r.lastFailure != nil && cs.State.Terminated != r.lastFailure {
+		cs.LastTerminationState.Terminated = r.lastFailure
+	}
+	return cs
+}
+
+func initContainerStatus(pod *corev1.Pod, c *corev1.Container, r *containerRun, podFailed bool) corev1.ContainerStatus {
 	cs := corev1.ContainerStatus{
 		Name: c.Name, Image: c.Image, ImageID: imageID(c.Image),
 		RestartCount: r.restarts, Started: ptr.To(false),

@@ -2,6 +2,7 @@ package fakenode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -83,14 +84,26 @@ func (k *Kubelet) syncLive(ctx context.Context, pod *corev1.Pod, st *podState, n
 			k.tendPool(n.name)
 		}
 	}
-	after, initErr := k.advanceInit(pod, st, hostIP)
+	var after time.Duration
+	var volumeErr error
+	if st.runsSomething {
+		// Kept current while containers may read them: the project's wait
+		// container watches its labels file, the webhook its certificate.
+		after, volumeErr = k.syncVolumes(ctx, pod, st)
+	}
+	var initAfter, appAfter time.Duration
+	var initErr, appErr error
+	if volumeErr == nil {
+		initAfter, initErr = k.advanceInit(pod, st, hostIP)
+		appAfter, appErr = k.advanceContainers(pod, st, hostIP)
+	}
 	if err := k.writeStatus(ctx, pod, desiredStatus(pod, st, hostIP)); err != nil {
 		return 0, err
 	}
 	if st.failed {
 		return 0, k.releaseIP(ctx, st, n)
 	}
-	return after, initErr
+	return minPositive(minPositive(after, initAfter), appAfter), errors.Join(volumeErr, initErr, appErr)
 }
 
 // syncDeleting stops a deleted pod the way the kubelet does: processes are
@@ -104,12 +117,17 @@ func (k *Kubelet) syncDeleting(ctx context.Context, pod *corev1.Pod, st *podStat
 	grace := time.Until(pod.DeletionTimestamp.Time)
 	if !st.killing {
 		st.killing = true
-		if len(st.processes()) > 0 {
-			k.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping local init container processes")
+		if procs := st.processes(); len(procs) > 0 {
+			st.hadProcesses = true
+			k.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping %d container(s)", len(procs))
 		}
 		st.killProcesses(grace)
 	}
-	if grace > 0 {
+	// A pod whose processes all ended goes at once, as the kubelet's; one
+	// that ran none waits out its grace period, as if its containers had
+	// taken it.
+	stopped := st.hadProcesses && len(st.processes()) == 0
+	if grace > 0 && !stopped {
 		return grace, nil
 	}
 	if err := k.releaseIP(ctx, st, n); err != nil {
@@ -131,6 +149,7 @@ func (k *Kubelet) releaseIP(ctx context.Context, st *podState, n *node) error {
 	if st.ip == "" || st.released {
 		return nil
 	}
+	k.unlistNetwork(st)
 	if err := n.ipam.release(ctx, st.ip, st.uid); err != nil {
 		return err
 	}
@@ -146,6 +165,7 @@ func (k *Kubelet) releaseIP(ctx context.Context, st *podState, n *node) error {
 func (k *Kubelet) teardown(ctx context.Context, st *podState) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	k.unlistNetwork(st)
 	st.finish(0)
 	k.mu.Lock()
 	n := k.nodes[st.node]

@@ -39,36 +39,48 @@ type processSpec struct {
 // startProcess runs spec with its output going to spec.logPath; onExit is
 // called, from the goroutine that waits for it, once it has exited.
 func startProcess(spec processSpec, onExit func()) (*process, error) {
-	if err := os.MkdirAll(filepath.Dir(spec.logPath), 0o755); err != nil {
-		return nil, fmt.Errorf("creating log directory: %w", err)
-	}
-	logFile, err := os.OpenFile(spec.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	logFile, err := openLog(spec.logPath)
 	if err != nil {
-		return nil, fmt.Errorf("creating log file: %w", err)
+		return nil, err
 	}
+	defer func() { _ = logFile.Close() }()
 	cmd := exec.Command(spec.binary, spec.args...)
 	cmd.Env = spec.env
 	cmd.Dir = spec.dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", spec.binary, err)
 	}
 	p := &process{cmd: cmd, logPath: spec.logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		_ = logFile.Close()
-		p.exitCode = exitCode(cmd.ProcessState)
-		p.mu.Lock()
-		if p.kill != nil {
-			p.kill.Stop()
-		}
-		p.mu.Unlock()
-		close(p.done)
-		onExit()
-	}()
+	go p.wait(onExit)
 	return p, nil
+}
+
+// openLog creates a run's log file; the process writes it directly, so
+// what it printed survives the fake kubelet.
+func openLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating log directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("creating log file: %w", err)
+	}
+	return f, nil
+}
+
+// wait waits for the process to exit and records how.
+func (p *process) wait(onExit func()) {
+	_ = p.cmd.Wait()
+	p.exitCode = exitCode(p.cmd.ProcessState)
+	p.mu.Lock()
+	if p.kill != nil {
+		p.kill.Stop()
+	}
+	p.mu.Unlock()
+	close(p.done)
+	onExit()
 }
 
 // exitCode reports a death by signal the way container runtimes do.

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestImageRepository(t *testing.T) {
@@ -67,7 +68,10 @@ func TestProcessArgs(t *testing.T) {
 		},
 	}
 	mounts := map[string]string{"/etc/podinfo": "/work/v/podinfo", "/etc/podinfo-extra": "/work/v/extra"}
-	args, env, err := processArgs(pod, c, "192.168.0.20", "192.168.0.10", mounts)
+	k := &Kubelet{client: fake.NewClientset(&corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "shop"}, Data: map[string][]byte{"k": []byte("s3cret")},
+	})}
+	args, env, err := k.processArgs(pod, c, "192.168.0.20", "192.168.0.10", mounts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,9 +85,24 @@ func TestProcessArgs(t *testing.T) {
 		}
 	}
 
-	c.Env = append(c.Env, corev1.EnvVar{Name: "S", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}})
-	if _, _, err := processArgs(pod, c, "", "", nil); err == nil {
-		t.Error("a secretKeyRef was accepted")
+	ref := func(name, key string, optional bool) corev1.EnvVar {
+		return corev1.EnvVar{Name: "S", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key, Optional: &optional}}}
+	}
+	base := c.Env
+	c.Env = append(slices.Clip(base), ref("creds", "k", false))
+	if _, env, err := k.processArgs(pod, c, "", "", nil); err != nil || !slices.Contains(env, "S=s3cret") {
+		t.Errorf("a secretKeyRef gave %q, %v; want S=s3cret", env, err)
+	}
+	for _, bad := range []corev1.EnvVar{ref("creds", "nope", false), ref("missing", "k", false)} {
+		c.Env = append(slices.Clip(base), bad)
+		if _, _, err := k.processArgs(pod, c, "", "", nil); err == nil {
+			t.Errorf("a reference to %s/%s was accepted", bad.ValueFrom.SecretKeyRef.Name, bad.ValueFrom.SecretKeyRef.Key)
+		}
+	}
+	c.Env = append(slices.Clip(base), ref("missing", "k", true))
+	if _, env, err := k.processArgs(pod, c, "", "", nil); err != nil || !slices.Contains(env, "S=") {
+		t.Errorf("an optional reference to a missing secret gave %q, %v; want S empty", env, err)
 	}
 }
 
