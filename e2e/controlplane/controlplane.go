@@ -6,6 +6,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +38,14 @@ type Options struct {
 	StartTimeout time.Duration
 	// ExtraAPIServerArgs are appended to kube-apiserver's flags.
 	ExtraAPIServerArgs []string
+	// EgressSocket, when set, is the Unix socket of an HTTP CONNECT proxy
+	// (package e2e/egress, started before the control plane) that carries
+	// all of kube-apiserver's "cluster" traffic: calls to webhook Services
+	// and aggregated APIs, to kubelets (logs, exec, port-forward) and the
+	// pods/services/nodes proxy. Those are for Service, pod and node
+	// addresses where nothing of this machine listens; the proxy maps them
+	// to loopback or refuses them. At most 107 bytes long.
+	EgressSocket string
 }
 
 // ControlPlane is a running control plane.
@@ -51,6 +60,7 @@ type ControlPlane struct {
 	Kubectl string
 
 	config   *rest.Config
+	certs    pki
 	procs    []*process // in start order
 	tempDir  bool
 	stopOnce sync.Once
@@ -64,6 +74,9 @@ const (
 	schedulerName         = "kube-scheduler"
 	// KubectlName is the control plane's own kubectl, built beside it.
 	KubectlName = "kubectl"
+	// KubeletClientCommonName is the user kube-apiserver authenticates as
+	// to kubelets (kubeadm's name), of group system:masters.
+	KubeletClientCommonName = "kube-apiserver-kubelet-client"
 )
 
 // Start launches the components and returns once each is healthy and the
@@ -72,6 +85,12 @@ const (
 func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 2 * time.Minute
+	}
+	var err error
+	if opts.EgressSocket != "" {
+		if opts.EgressSocket, err = checkSocketPath(opts.EgressSocket); err != nil {
+			return nil, err
+		}
 	}
 	binDir, err := resolveBinDir(opts.BinDir)
 	if err != nil {
@@ -107,6 +126,7 @@ func (cp *ControlPlane) start(ctx context.Context, binDir string, opts Options) 
 	if err := certs.ensure(); err != nil {
 		return err
 	}
+	cp.certs = certs
 	ports, err := loadOrPickPorts(cp.Dir, cp.tempDir)
 	if err != nil {
 		return err
@@ -164,11 +184,34 @@ func (cp *ControlPlane) start(ctx context.Context, binDir string, opts Options) 
 		// The advertise address is loopback, which an Endpoints object may
 		// not hold; nothing in the cluster dials the kubernetes Service.
 		"--endpoint-reconciler-type=none",
-		// Nodes here have no kubelet API, and their addresses are VPC-style
-		// private ones: an address type no node reports keeps kubectl logs
-		// and exec from dialing (or resolving) anything off this machine.
-		"--kubelet-preferred-address-types=ExternalDNS",
+		// Kubelet APIs, where there are, authenticate the API server by
+		// this certificate and are trusted when the cluster CA issued
+		// theirs (IssueServingCertificate).
+		"--kubelet-client-certificate=" + certs.kubeletClientCert,
+		"--kubelet-client-key=" + certs.kubeletClientK,
+		"--kubelet-certificate-authority=" + certs.caCert,
 		"--profiling=false",
+	}
+	if opts.EgressSocket != "" {
+		egressConfig, err := writeEgressSelectorConfig(cp.Dir, opts.EgressSocket)
+		if err != nil {
+			return err
+		}
+		apiArgs = append(apiArgs,
+			"--egress-selector-config-file="+egressConfig,
+			// The egress proxy maps node InternalIPs to fake kubelet APIs;
+			// the default order would pick the Hostname fake nodes also
+			// report, a name the proxy does not resolve.
+			"--kubelet-preferred-address-types=InternalIP",
+		)
+	} else {
+		apiArgs = append(apiArgs,
+			// Nodes here have no kubelet API, and their addresses are
+			// VPC-style private ones: an address type no node reports keeps
+			// kubectl logs and exec from dialing (or resolving) anything off
+			// this machine.
+			"--kubelet-preferred-address-types=ExternalDNS",
+		)
 	}
 	apiServer, err := cp.run(binDir, apiServerName, append(apiArgs, opts.ExtraAPIServerArgs...)...)
 	if err != nil {
@@ -224,6 +267,20 @@ func (cp *ControlPlane) run(binDir, name string, args ...string) (*process, erro
 
 // RESTConfig returns a fresh admin client configuration.
 func (cp *ControlPlane) RESTConfig() *rest.Config { return rest.CopyConfig(cp.config) }
+
+// CACertFile is the PEM file of the cluster CA: it issued the API server's
+// serving certificate and every client certificate of the control plane,
+// the API server's kubelet client (KubeletClientCommonName) among them,
+// so a fake kubelet API verifies client certificates with it.
+func (cp *ControlPlane) CACertFile() string { return cp.certs.caCert }
+
+// IssueServingCertificate issues, from the cluster CA, a serving
+// certificate for hosts (IP addresses or DNS names), its chain ending with
+// the CA. The API server trusts it for kubelets; a webhook Service serving
+// it is trusted by a caBundle of CACertFile's contents.
+func (cp *ControlPlane) IssueServingCertificate(hosts ...string) (tls.Certificate, error) {
+	return cp.certs.issueServing(hosts)
+}
 
 // Stop terminates the components in reverse start order and, for a
 // temporary state directory, removes it. It is safe to call more than once.

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -22,10 +23,11 @@ import (
 // and service-account key are kept across restarts of a persistent directory
 // (make dev) so that kubeconfigs and issued tokens stay valid.
 type pki struct {
-	caCert, caKey         string
-	servingCert, servingK string
-	adminCert, adminKey   string
-	saKey, saPub          string
+	caCert, caKey                     string
+	servingCert, servingK             string
+	adminCert, adminKey               string
+	kubeletClientCert, kubeletClientK string
+	saKey, saPub                      string
 }
 
 func newPKI(dir string) pki {
@@ -38,6 +40,9 @@ func newPKI(dir string) pki {
 		adminKey:    filepath.Join(dir, "admin.key"),
 		saKey:       filepath.Join(dir, "sa.key"),
 		saPub:       filepath.Join(dir, "sa.pub"),
+		// kubeadm's names for the same certificate.
+		kubeletClientCert: filepath.Join(dir, "apiserver-kubelet-client.crt"),
+		kubeletClientK:    filepath.Join(dir, "apiserver-kubelet-client.key"),
 	}
 }
 
@@ -66,6 +71,17 @@ func (p pki) ensure() error {
 	}
 	if err := issue(ca, caKey, admin, p.adminCert, p.adminKey); err != nil {
 		return fmt.Errorf("issuing the admin certificate: %w", err)
+	}
+	// kubeadm names the API server's kubelet client so, and binds it to
+	// system:kubelet-api-admin; system:masters instead spares this cluster
+	// that binding, and lets a fake kubelet API authorize the API server
+	// for anything a SubjectAccessReview would ask.
+	kubeletClient := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: KubeletClientCommonName, Organization: []string{"system:masters"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if err := issue(ca, caKey, kubeletClient, p.kubeletClientCert, p.kubeletClientK); err != nil {
+		return fmt.Errorf("issuing the API server's kubelet client certificate: %w", err)
 	}
 	if err := p.ensureServiceAccountKey(); err != nil {
 		return fmt.Errorf("preparing the service account key: %w", err)
@@ -140,15 +156,7 @@ func (p pki) ensureServiceAccountKey() error {
 }
 
 func issue(ca *x509.Certificate, caKey crypto.Signer, tmpl *x509.Certificate, certPath, keyPath string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl.SerialNumber = serial()
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().AddDate(1, 0, 0)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	der, key, err := sign(ca, caKey, tmpl)
 	if err != nil {
 		return err
 	}
@@ -156,6 +164,64 @@ func issue(ca *x509.Certificate, caKey crypto.Signer, tmpl *x509.Certificate, ce
 		return err
 	}
 	return writeKey(keyPath, key)
+}
+
+// sign issues tmpl, valid for a year, to a new key.
+func sign(ca *x509.Certificate, caKey crypto.Signer, tmpl *x509.Certificate) ([]byte, crypto.Signer, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl.SerialNumber = serial()
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().AddDate(1, 0, 0)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return der, key, nil
+}
+
+// issueServing issues, in memory, a serving certificate from the cluster CA
+// for hosts, each an IP address or a DNS name.
+func (p pki) issueServing(hosts []string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(p.caCert)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("reading the cluster CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(p.caKey)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("reading the cluster CA key: %w", err)
+	}
+	ca, err := parseCert(certPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("parsing the cluster CA: %w", err)
+	}
+	caKey, err := parseKey(keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("parsing the cluster CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	if len(hosts) > 0 {
+		tmpl.Subject.CommonName = hosts[0]
+	}
+	der, key, err := sign(ca, caKey, tmpl)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issuing a serving certificate for %v: %w", hosts, err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 func serial() *big.Int {
