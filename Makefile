@@ -107,9 +107,10 @@ $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION):
 	mv $(BIN)/golangci-lint $@
 
 .PHONY: dev
-dev: ## start the local stack in the background (idempotent)
+dev: ## start the local stack in the background, kube-eip as pods of its image (idempotent)
 	bash hack/build-tools.sh
 	go build -o $(BIN)/ ./cmd/devstack ./cmd/kube-eip ./cmd/ec2sim
+	$(MAKE) --no-print-directory image
 	bash hack/dev.sh
 
 .PHONY: dev-down

@@ -30,9 +30,10 @@ type Options struct {
 	BinDir string
 	// Nodes is the number of fake nodes; 0 means 3.
 	Nodes int
-	// KubeEIPBinary is the local kube-eip binary the fake nodes run for the
-	// injected wait container; empty means BinDir/kube-eip when it exists.
-	KubeEIPBinary string
+	// ImageLayout is the OCI layout of the kube-eip image whose pods run
+	// the webhook, the binder and the injected wait container; empty means
+	// BinDir/image/oci (make image) when it exists, else one is built.
+	ImageLayout string
 	// EIPQuota is the emulator's Elastic IP quota; 0 means DefaultEIPQuota.
 	EIPQuota int
 	// CNI tunes the fake VPC CNI's warm pool: how long a deleted pod's IP
@@ -74,16 +75,16 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer func() { _ = os.Remove(filepath.Join(dir, PIDFile)) }()
 
-	if opts.KubeEIPBinary == "" {
-		opts.KubeEIPBinary = defaultKubeEIPBinary(opts.BinDir)
+	if opts.ImageLayout == "" {
+		opts.ImageLayout = defaultImageLayout(opts.BinDir)
 	}
 	start := time.Now()
-	log.Info("starting the dev stack", "dir", dir, "kubeEIPBinary", opts.KubeEIPBinary)
+	log.Info("starting the dev stack", "dir", dir, "image", opts.ImageLayout)
 	if opts.EIPQuota == 0 {
 		opts.EIPQuota = DefaultEIPQuota
 	}
 	s, err := stack.Start(ctx, stack.Options{
-		Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, KubeEIPBinary: opts.KubeEIPBinary, Log: log,
+		Dir: dir, BinDir: opts.BinDir, Nodes: opts.Nodes, Pods: true, ImageLayout: opts.ImageLayout, Log: log,
 		EC2: ec2sim.Options{EIPQuota: opts.EIPQuota}, CNI: opts.CNI,
 	})
 	if err != nil {
@@ -96,7 +97,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Error(err, "stopping the dev stack")
 		}
 	}()
-	log.Info("dev stack ready", "apiserver", s.ControlPlane.APIServerURL, "ec2", s.EC2.URL, "webhook", s.WebhookURL, "binderMetrics", s.BinderMetricsURL,
+	log.Info("dev stack ready", "apiserver", s.ControlPlane.APIServerURL, "ec2", s.EC2.URL, "kube-eip", s.Product.Namespace,
 		"nodes", s.Nodes.NodeNames(), "took", time.Since(start).Round(time.Millisecond))
 
 	if err := writeUserFiles(dir, s, opts.BinDir); err != nil {
@@ -113,15 +114,9 @@ func Run(ctx context.Context, opts Options) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			// kube-eip's own pods are their Deployments' business.
 			if !s.Running() {
 				return errors.New("a control-plane component exited; see " + s.ControlPlane.LogDir)
-			}
-			if !s.BinderRunning() {
-				// A crashed binder is restarted, as its Deployment would be.
-				log.Info("the binder exited; restarting it", "log", filepath.Join(s.ControlPlane.LogDir, "kube-eip-binder.log"))
-				if err := s.StartBinder(ctx); err != nil {
-					log.Error(err, "restarting the binder")
-				}
 			}
 		}
 	}
@@ -163,7 +158,7 @@ func writeUserFiles(dir string, s *stack.Stack, binDir string) error {
 	return nil
 }
 
-func defaultKubeEIPBinary(binDir string) string {
+func defaultImageLayout(binDir string) string {
 	if binDir == "" {
 		root, err := controlplane.RepoRoot()
 		if err != nil {
@@ -171,9 +166,9 @@ func defaultKubeEIPBinary(binDir string) string {
 		}
 		binDir = filepath.Join(root, "bin")
 	}
-	bin := filepath.Join(binDir, "kube-eip")
-	if _, err := os.Stat(bin); err != nil {
+	layout := filepath.Join(binDir, "image", "oci")
+	if _, err := os.Stat(filepath.Join(layout, "index.json")); err != nil {
 		return ""
 	}
-	return bin
+	return layout
 }

@@ -28,13 +28,13 @@ import (
 // resumes with the same nodes and objects.
 func TestDevStackServesAndResumes(t *testing.T) {
 	dir := t.TempDir()
-	kubeEIP, err := stack.BuildKubeEIP(t.Context(), t.TempDir())
+	layout, err := stack.BuildImage(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both runs share one binary, as make dev's runs share bin/kube-eip.
+	// Both runs share one image, as make dev's runs share bin/image.
 
-	stop := runStack(t, dir, kubeEIP)
+	stop := runStack(t, dir, layout)
 	kube := clientFromKubeconfig(t, filepath.Join(dir, KubeconfigFile))
 	envVars := readEnvFile(t, filepath.Join(dir, EnvFile))
 	if envVars["AWS_ENDPOINT_URL_EC2"] == "" || envVars["KUBECONFIG"] != filepath.Join(dir, KubeconfigFile) {
@@ -68,7 +68,7 @@ func TestDevStackServesAndResumes(t *testing.T) {
 	stop()
 
 	// A second start resumes: same nodes, the pod still there with its IP.
-	stop = runStack(t, dir, kubeEIP)
+	stop = runStack(t, dir, layout)
 	defer stop()
 	kube = clientFromKubeconfig(t, filepath.Join(dir, KubeconfigFile))
 	if after := nodeNames(t, kube); !slices.Equal(after, nodesBefore) {
@@ -126,11 +126,11 @@ func associatedPrivateIP(t *testing.T, client *ec2.Client, publicIP string) stri
 
 // runStack starts Run on dir and waits for its ready file; the returned
 // function stops it and waits for Run to return.
-func runStack(t *testing.T, dir, kubeEIP string) (stop func()) {
+func runStack(t *testing.T, dir, layout string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{Dir: dir, KubeEIPBinary: kubeEIP}) }()
+	go func() { done <- Run(ctx, Options{Dir: dir, ImageLayout: layout}) }()
 	stop = func() {
 		cancel()
 		select {

@@ -155,13 +155,13 @@ func (k *Kubelet) start(ctx context.Context) error {
 	if v, err := k.client.Discovery().ServerVersion(); err == nil {
 		k.version = v.GitVersion
 	}
+	if err := k.registerNodes(ctx); err != nil {
+		return err
+	}
 	if len(k.opts.ClientCA) > 0 {
 		if err := k.startAPI(); err != nil {
 			return err
 		}
-	}
-	if err := k.registerNodes(ctx); err != nil {
-		return err
 	}
 	if err := k.startInformers(ctx, runCtx); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package fakenode
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -73,6 +74,10 @@ type Options struct {
 	// clients to present a certificate of: the API server's kubelet client
 	// certificate. Without it the kubelet API is not served.
 	ClientCA []byte
+	// ServingCertificate issues the kubelet API's certificate for the
+	// nodes' addresses, which the API server checks (the control plane's
+	// IssueServingCertificate); nil means a self-signed one.
+	ServingCertificate func(hosts ...string) (tls.Certificate, error)
 
 	// WorkDir holds the pods' materialized volumes and the processes' logs.
 	// When empty a temporary directory is used and removed by Stop.

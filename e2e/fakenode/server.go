@@ -42,17 +42,9 @@ func (k *Kubelet) startAPI() error {
 	if !pool.AppendCertsFromPEM(k.opts.ClientCA) {
 		return errors.New("fakenode: ClientCA holds no PEM certificate")
 	}
-	ca, err := certs.NewCA("kube-eip-fakenode-kubelet-" + k.opts.Group)
+	cert, err := k.servingCertificate()
 	if err != nil {
-		return err
-	}
-	certPEM, keyPEM, err := ca.Issue([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, 365*24*time.Hour)
-	if err != nil {
-		return err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return err
+		return fmt.Errorf("issuing the kubelet API's certificate: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,6 +73,36 @@ func (k *Kubelet) startAPI() error {
 	}()
 	k.api = a
 	return nil
+}
+
+// servingCertificate is the kubelet API's certificate, for the addresses
+// the API server dials: the nodes' InternalIPs.
+func (k *Kubelet) servingCertificate() (tls.Certificate, error) {
+	hosts := []string{"localhost", "127.0.0.1"}
+	for _, n := range k.Nodes() {
+		hosts = append(hosts, n.PrivateIP, n.Name)
+	}
+	if k.opts.ServingCertificate != nil {
+		return k.opts.ServingCertificate(hosts...)
+	}
+	ca, err := certs.NewCA("kube-eip-fakenode-kubelet-" + k.opts.Group)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	var dns []string
+	var ips []net.IP
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, h)
+		}
+	}
+	certPEM, keyPEM, err := ca.Issue(dns, ips, 365*24*time.Hour)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
 func (a *kubeletAPI) close() {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/e2e/controlplane"
 	"github.com/kube-eip/kube-eip/e2e/ec2sim"
+	"github.com/kube-eip/kube-eip/e2e/egress"
 	"github.com/kube-eip/kube-eip/e2e/fakenode"
 )
 
@@ -61,6 +63,16 @@ type Options struct {
 	// Binder tunes the binder (kube-eip binder), which runs unless
 	// disabled.
 	Binder BinderOptions
+	// Pods runs kube-eip as pods of its image, from deploy/'s manifests:
+	// the webhook behind a Service that the API server reaches through the
+	// egress proxy, the binder as a Deployment. Without it the webhook and
+	// the binder are processes on loopback, which tests can kill and
+	// restart fast.
+	Pods bool
+	// ImageLayout is the OCI layout of the kube-eip image the pods run
+	// (make image writes bin/image/oci); empty means build it into the
+	// state directory.
+	ImageLayout string
 	// Log receives the components' logs.
 	Log logr.Logger
 }
@@ -85,6 +97,12 @@ type Stack struct {
 	WebhookURL string
 	// BinderMetricsURL serves the binder's metrics.
 	BinderMetricsURL string
+	// Egress is the proxy that carries the API server's traffic to the
+	// cluster (Service-backed webhooks, kubelets): what it let through and
+	// what it refused.
+	Egress *egress.Server
+	// Product is kube-eip installed as pods (Options.Pods).
+	Product *Product
 
 	dir        string
 	tempDir    bool
@@ -97,6 +115,8 @@ type Stack struct {
 	// runs as its own service account.
 	kubeconfigs map[string]string
 	opts        Options
+	resolver    *egress.ClusterResolver
+	stopEgress  context.CancelFunc
 }
 
 // Start brings the stack up; on error nothing is left running.
@@ -114,7 +134,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		}
 	}()
 
-	cpOpts := controlplane.Options{BinDir: opts.BinDir}
+	// The proxy listens before the API server starts, so that nothing of
+	// the API server's cluster traffic ever goes anywhere else; it refuses
+	// everything until the cluster's Services are known.
+	if s.Egress, err = egress.Listen(filepath.Join(s.dir, "egress.sock"), egress.Options{Log: opts.Log.WithName("egress")}); err != nil {
+		return nil, fmt.Errorf("starting the egress proxy: %w", err)
+	}
+	cpOpts := controlplane.Options{BinDir: opts.BinDir, EgressSocket: s.Egress.SocketPath()}
 	if !s.tempDir {
 		cpOpts.Dir = filepath.Join(s.dir, "cluster")
 	}
@@ -122,6 +148,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	if s.Kube, err = kubernetes.NewForConfig(s.ControlPlane.RESTConfig()); err != nil {
+		return nil, err
+	}
+
+	if err := s.startResolver(ctx); err != nil {
 		return nil, err
 	}
 
@@ -158,29 +188,76 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := s.installAdmissionPolicies(ctx); err != nil {
 		return nil, err
 	}
-	if opts.KubeEIPBinary == "" {
+	if opts.Pods {
+		if opts.ImageLayout == "" {
+			if opts.ImageLayout, err = BuildImage(ctx, filepath.Join(s.dir, "image")); err != nil {
+				return nil, err
+			}
+		}
+	} else if opts.KubeEIPBinary == "" {
 		if opts.KubeEIPBinary, err = BuildKubeEIP(ctx, filepath.Join(s.dir, "bin")); err != nil {
 			return nil, err
 		}
 	}
 	s.opts = opts
-	if err := s.startWebhook(ctx, opts); err != nil {
-		return nil, err
-	}
-	if !opts.Binder.Disabled {
-		if err := s.StartBinder(ctx); err != nil {
+	if !opts.Pods {
+		if err := s.startWebhook(ctx, opts); err != nil {
 			return nil, err
+		}
+		if !opts.Binder.Disabled {
+			if err := s.StartBinder(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 
-	nodeOpts := s.nodeOptions(opts.Nodes, opts.PrefixDelegation, opts.CNI, "fakenode")
+	nodeOpts, err := s.nodeOptions(opts.Nodes, opts.PrefixDelegation, opts.CNI, "fakenode")
+	if err != nil {
+		return nil, err
+	}
 	if !s.tempDir {
 		nodeOpts.WorkDir = filepath.Join(s.dir, "fakenode")
 	}
-	if s.Nodes, err = fakenode.Start(ctx, nodeOpts); err != nil {
+	if s.Nodes, err = s.startNodes(ctx, nodeOpts); err != nil {
 		return nil, fmt.Errorf("starting the fake nodes: %w", err)
 	}
+	if opts.Pods {
+		// A kept stack of an earlier version may still hold the process
+		// mode's registration, pointing at nothing: it goes.
+		if s.Product, err = s.DeployProduct(ctx, ProductOptions{ReplaceProcessMode: true}); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// startResolver points the egress proxy at the cluster: from now on it
+// maps Services, pods and nodes to loopback, and refuses the rest.
+func (s *Stack) startResolver(ctx context.Context) error {
+	r, err := egress.NewClusterResolver(s.Kube, egress.ClusterOptions{})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := r.Start(runCtx); err != nil {
+		cancel()
+		return fmt.Errorf("starting the egress proxy's resolver: %w", err)
+	}
+	s.resolver, s.stopEgress = r, cancel
+	s.Egress.SetResolver(r)
+	return nil
+}
+
+// startNodes starts a group of fake nodes and lets the egress proxy reach
+// their pods and kubelet APIs.
+func (s *Stack) startNodes(ctx context.Context, o fakenode.Options) (*fakenode.Kubelet, error) {
+	k, err := fakenode.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s.resolver.AddPods(k)
+	s.resolver.AddNodes(k)
+	return k, nil
 }
 
 // NewEC2Client returns the unmodified SDK client pointed at an emulator.
@@ -221,6 +298,12 @@ func (s *Stack) Stop() error {
 	if s.ControlPlane != nil {
 		errs = append(errs, s.ControlPlane.Stop())
 	}
+	if s.stopEgress != nil {
+		s.stopEgress()
+	}
+	if s.Egress != nil {
+		errs = append(errs, s.Egress.Close())
+	}
 	if s.tempDir {
 		errs = append(errs, os.RemoveAll(s.dir))
 	}
@@ -243,29 +326,57 @@ type NodeGroup struct {
 // StartNodeGroup starts another set of fake nodes, like a second EKS node
 // group. Stop it with its Stop.
 func (s *Stack) StartNodeGroup(ctx context.Context, g NodeGroup) (*fakenode.Kubelet, error) {
-	o := s.nodeOptions(max(g.Nodes, 1), g.PrefixDelegation, g.CNI, "fakenode-"+g.Name)
+	o, err := s.nodeOptions(max(g.Nodes, 1), g.PrefixDelegation, g.CNI, "fakenode-"+g.Name)
+	if err != nil {
+		return nil, err
+	}
 	o.Group = g.Name
-	return fakenode.Start(ctx, o)
+	return s.startNodes(ctx, o)
 }
 
 // nodeOptions are what every set of the stack's fake nodes shares: its
-// clients, cluster, and local images, kube-eip's own run from its binary.
-func (s *Stack) nodeOptions(nodes int, prefixDelegation bool, cni fakenode.CNIOptions, logName string) fakenode.Options {
+// clients, cluster, and images. kube-eip's own image runs from its OCI
+// layout (Options.Pods), or else as its binary for the wait container.
+// Pods reach the API server and the emulator at their loopback addresses,
+// and the API server reaches the kubelets' logs through the proxy.
+func (s *Stack) nodeOptions(nodes int, prefixDelegation bool, cni fakenode.CNIOptions, logName string) (fakenode.Options, error) {
 	localImages := maps.Clone(s.opts.LocalImages)
 	if localImages == nil {
 		localImages = map[string]string{}
 	}
-	if s.opts.KubeEIPBinary != "" {
-		localImages[strings.SplitN(Image, ":", 2)[0]] = s.opts.KubeEIPBinary
+	images := map[string]string{}
+	repo := strings.SplitN(Image, ":", 2)[0]
+	switch {
+	case s.opts.Pods:
+		images[repo] = s.opts.ImageLayout
+	case s.opts.KubeEIPBinary != "":
+		localImages[repo] = s.opts.KubeEIPBinary
+	}
+	api, err := netip.ParseAddrPort(strings.TrimPrefix(s.ControlPlane.APIServerURL, "https://"))
+	if err != nil {
+		return fakenode.Options{}, fmt.Errorf("the API server's address: %w", err)
+	}
+	ec2Addr, err := netip.ParseAddrPort(strings.TrimPrefix(s.EC2.URL, "http://"))
+	if err != nil {
+		return fakenode.Options{}, fmt.Errorf("the emulator's address: %w", err)
+	}
+	clientCA, err := os.ReadFile(s.ControlPlane.CACertFile())
+	if err != nil {
+		return fakenode.Options{}, err
 	}
 	return fakenode.Options{
-		Client:           s.Kube,
-		EC2:              s.EC2Client,
-		Nodes:            nodes,
-		ClusterName:      s.opts.EC2.ClusterName,
-		PrefixDelegation: prefixDelegation,
-		CNI:              cni,
-		LocalImages:      localImages,
-		Logger:           s.opts.Log.WithName(logName),
-	}
+		Client:             s.Kube,
+		EC2:                s.EC2Client,
+		Nodes:              nodes,
+		ClusterName:        s.opts.EC2.ClusterName,
+		PrefixDelegation:   prefixDelegation,
+		CNI:                cni,
+		LocalImages:        localImages,
+		Images:             images,
+		APIServer:          api,
+		Relays:             []netip.AddrPort{ec2Addr},
+		ClientCA:           clientCA,
+		ServingCertificate: s.ControlPlane.IssueServingCertificate,
+		Logger:             s.opts.Log.WithName(logName),
+	}, nil
 }

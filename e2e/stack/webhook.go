@@ -17,6 +17,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/certs"
 	"github.com/kube-eip/kube-eip/e2e/controlplane"
+	"github.com/kube-eip/kube-eip/e2e/image"
 	"github.com/kube-eip/kube-eip/webhook"
 )
 
@@ -46,6 +47,32 @@ func BuildKubeEIP(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("building kube-eip: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// BuildImage builds the kube-eip image from this repository, as make image
+// does, into an OCI layout under dir, and returns the layout's path. The
+// binary is static and never race-enabled: the image has no libc.
+func BuildImage(ctx context.Context, dir string) (string, error) {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "kube-eip")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/kube-eip")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building kube-eip for its image: %w\n%s", err, out)
+	}
+	img, err := image.Build(image.BuildOptions{Binary: bin, Version: "dev"})
+	if err != nil {
+		return "", err
+	}
+	layout := filepath.Join(dir, "oci")
+	if _, err := image.Write(img, layout, filepath.Join(dir, "kube-eip.tar"), Image); err != nil {
+		return "", err
+	}
+	return layout, nil
 }
 
 // Image is the kube-eip image the stack's webhook injects; the fake nodes
