@@ -58,7 +58,7 @@ func startRealKubelet() (*fakenode.Kubelet, error) {
 	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/podhelper")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building podhelper: %v\n%s", err, out)
+		return nil, fmt.Errorf("building podhelper: %w\n%s", err, out)
 	}
 	img, err := image.Build(image.BuildOptions{Binary: bin})
 	if err != nil {
@@ -331,11 +331,12 @@ func followLogs(t *testing.T, k *fakenode.Kubelet, pod *corev1.Pod, container st
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := client.Do(req)
+	resp, err := client.Do(req) //nolint:bodyclose // closed by the goroutine that reads it
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		_ = resp.Body.Close()
 		t.Fatalf("following logs: %s", resp.Status)
 	}
 	out := make(chan string, 1)

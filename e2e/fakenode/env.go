@@ -59,7 +59,7 @@ func (k *Kubelet) resolveEnv(pod *corev1.Pod, c *corev1.Container, podIP, hostIP
 		case from.ConfigMapRef != nil:
 			optional = from.ConfigMapRef.Optional
 			cm, err := k.configMap(pod.Namespace, from.ConfigMapRef.Name)
-			if err != nil && !(apierrors.IsNotFound(err) && isTrue(optional)) {
+			if err != nil && (!apierrors.IsNotFound(err) || !isTrue(optional)) {
 				return nil, fmt.Errorf("envFrom configmap %q: %w", from.ConfigMapRef.Name, err)
 			}
 			if cm != nil {
@@ -68,7 +68,7 @@ func (k *Kubelet) resolveEnv(pod *corev1.Pod, c *corev1.Container, podIP, hostIP
 		case from.SecretRef != nil:
 			optional = from.SecretRef.Optional
 			s, err := k.secret(pod.Namespace, from.SecretRef.Name)
-			if err != nil && !(apierrors.IsNotFound(err) && isTrue(optional)) {
+			if err != nil && (!apierrors.IsNotFound(err) || !isTrue(optional)) {
 				return nil, fmt.Errorf("envFrom secret %q: %w", from.SecretRef.Name, err)
 			}
 			if s != nil {

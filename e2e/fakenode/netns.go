@@ -2,7 +2,6 @@ package fakenode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -236,7 +235,3 @@ func (n *podNetwork) close() {
 	n.relays.Wait()
 	_ = n.fd.Close()
 }
-
-// errNoNetwork is returned for a pod that runs nothing, so has no
-// namespace to dial into.
-var errNoNetwork = errors.New("the pod runs no container the fake kubelet can reach")

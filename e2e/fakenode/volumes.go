@@ -64,7 +64,7 @@ func (k *Kubelet) syncVolumes(ctx context.Context, pod *corev1.Pod, st *podState
 			if err := os.MkdirAll(dir, 0o777); err != nil {
 				return 0, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
-			if err := os.Chmod(dir, 0o777); err != nil { //nolint:gosec // G302: an emptyDir is the pod's scratch space, shared by its containers' users
+			if err := os.Chmod(dir, 0o777); err != nil {
 				return 0, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
 			st.volumes[v.Name] = dir
