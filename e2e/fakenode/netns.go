@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -51,47 +50,26 @@ func newPodNetwork(log logr.Logger, relays []netip.AddrPort) (*podNetwork, error
 }
 
 // newNetns makes a network namespace on a thread of its own, brings its
-// loopback up and returns it as a file. The thread goes back to the host's
-// namespace; if it cannot, it stays locked and dies with its goroutine, so
-// no other goroutine ever runs in the pod's network.
+// loopback up and returns it as a file; the thread goes back to the host's
+// namespace (onHostThread).
 func newNetns() (*os.File, error) {
-	type result struct {
-		fd  *os.File
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		host, err := os.Open(threadNetns())
-		if err != nil {
-			done <- result{err: fmt.Errorf("opening the host's network namespace: %w", err)}
-			return
-		}
-		defer func() { _ = host.Close() }()
+	var fd *os.File
+	err := onHostThread(unix.CLONE_NEWNET, func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			// Still in the host's namespace: the thread is clean.
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("creating a network namespace (the fake kubelet needs root): %w", err)}
-			return
+			return fmt.Errorf("creating a network namespace (the fake kubelet needs root): %w", err)
 		}
-		fd, err := os.Open(threadNetns())
-		if err == nil {
-			err = loopbackUp()
-		}
-		if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread()
-		}
+		f, err := os.Open(threadNetns())
 		if err != nil {
-			if fd != nil {
-				_ = fd.Close()
-			}
-			done <- result{err: fmt.Errorf("setting up the pod's network namespace: %w", err)}
-			return
+			return err
 		}
-		done <- result{fd: fd}
-	}()
-	r := <-done
-	return r.fd, r.err
+		if err := loopbackUp(); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("setting up the pod's network namespace: %w", err)
+		}
+		fd = f
+		return nil
+	})
+	return fd, err
 }
 
 func threadNetns() string {
@@ -122,27 +100,12 @@ func loopbackUp() error {
 // do runs fn on a thread inside the namespace. Sockets fn makes belong to
 // the namespace for good, whatever thread uses them later.
 func (n *podNetwork) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		host, err := os.Open(threadNetns())
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer func() { _ = host.Close() }()
+	return onHostThread(unix.CLONE_NEWNET, func() error {
 		if err := unix.Setns(int(n.fd.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering the pod's network namespace: %w", err)
-			return
+			return fmt.Errorf("entering the pod's network namespace: %w", err)
 		}
-		err = fn()
-		if unix.Setns(int(host.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 // dial connects to port on the pod's loopback, where its containers

@@ -193,16 +193,29 @@ func appContainerStatus(pod *corev1.Pod, c *corev1.Container, r *containerRun, s
 	case r.done != nil:
 		cs.State.Terminated = r.done
 		cs.ContainerID = r.done.ContainerID
+	default:
+		cs.State.Waiting = waiting(pod, c, r, "ContainerCreating")
+	}
+	return withLastTermination(cs, r)
+}
+
+// waiting is why a container that does not run waits: it cannot start,
+// it is backing off after a failure, or it has not started yet (reason).
+func waiting(pod *corev1.Pod, c *corev1.Container, r *containerRun, reason string) *corev1.ContainerStateWaiting {
+	switch {
 	case r.waitReason != "":
-		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: r.waitReason, Message: r.waitMessage}
+		return &corev1.ContainerStateWaiting{Reason: r.waitReason, Message: r.waitMessage}
 	case r.lastFailure != nil:
-		cs.State.Waiting = &corev1.ContainerStateWaiting{
+		return &corev1.ContainerStateWaiting{
 			Reason:  "CrashLoopBackOff",
 			Message: fmt.Sprintf("back-off restarting failed container=%s pod=%s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID),
 		}
-	default:
-		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	}
+	return &corev1.ContainerStateWaiting{Reason: reason}
+}
+
+// withLastTermination shows how the run before the current state ended.
+func withLastTermination(cs corev1.ContainerStatus, r *containerRun) corev1.ContainerStatus {
 	if r.lastFailure != nil && cs.State.Terminated != r.lastFailure {
 		cs.LastTerminationState.Terminated = r.lastFailure
 	}
@@ -227,20 +240,10 @@ func initContainerStatus(pod *corev1.Pod, c *corev1.Container, r *containerRun, 
 	case r.lastFailure != nil && podFailed:
 		cs.State.Terminated = r.lastFailure
 		cs.ContainerID = r.lastFailure.ContainerID
-	case r.waitReason != "":
-		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: r.waitReason, Message: r.waitMessage}
-	case r.lastFailure != nil:
-		cs.State.Waiting = &corev1.ContainerStateWaiting{
-			Reason:  "CrashLoopBackOff",
-			Message: fmt.Sprintf("back-off restarting failed container=%s pod=%s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID),
-		}
 	default:
-		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "PodInitializing"}
+		cs.State.Waiting = waiting(pod, c, r, "PodInitializing")
 	}
-	if r.lastFailure != nil && cs.State.Terminated != r.lastFailure {
-		cs.LastTerminationState.Terminated = r.lastFailure
-	}
-	return cs
+	return withLastTermination(cs, r)
 }
 
 // statusPatch is a strategic merge patch of the owned status fields. The

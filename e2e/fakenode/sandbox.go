@@ -42,36 +42,106 @@ type containerSpec struct {
 }
 
 // startContainer runs spec in mount and UTS namespaces of its own (the
-// hostname is the pod's), joined to the pod's network namespace: the image's files under a writable layer that
-// dies with the container, the volumes at their mount paths, a minimal
-// /dev and /proc. Everything happens on a thread locked for the
-// container's life: the namespaces are the thread's, the process is forked
-// from it, and when the container exits the thread exits, taking its mounts
-// with it. Nothing is mounted in the host's namespace.
+// hostname is the pod's), joined to the pod's network namespace: the
+// image's files under a writable layer that dies with the container, the
+// volumes at their mount paths, a minimal /dev and /proc. The namespaces
+// are made on a locked thread, the process is forked from it and inherits
+// them, and the thread goes back to the host's namespaces before it is
+// unlocked. It must not die instead: a thread's death kills every child
+// it forked with Pdeathsig, and the runtime may have forked the control
+// plane's from this very thread. Nothing is mounted in the host's
+// namespace; the mounts go with the container's last process.
 func startContainer(spec containerSpec, onExit func()) (*process, error) {
 	logFile, err := openLog(spec.logPath)
 	if err != nil {
 		return nil, err
 	}
-	started := make(chan error, 1)
-	p := &process{logPath: spec.logPath, done: make(chan struct{})}
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: the thread's namespaces are the container's.
-		cmd, err := forkInNamespaces(spec, logFile)
-		_ = logFile.Close()
-		if err != nil {
-			started <- err
-			return
-		}
-		p.cmd = cmd
-		started <- nil
-		p.wait(onExit)
-	}()
-	if err := <-started; err != nil {
+	defer func() { _ = logFile.Close() }()
+	var cmd *exec.Cmd
+	if err := onHostThread(unix.CLONE_NEWNS|unix.CLONE_NEWUTS|unix.CLONE_NEWNET, func() error {
+		var err error
+		cmd, err = forkInNamespaces(spec, logFile)
+		return err
+	}); err != nil {
 		return nil, err
 	}
+	p := &process{cmd: cmd, logPath: spec.logPath, done: make(chan struct{})}
+	go p.wait(onExit)
 	return p, nil
+}
+
+// onHostThread runs fn on a locked thread whose namespaces of the kinds
+// in changes (CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWNET; with CLONE_NEWNS
+// the working directory too) fn may change, and puts them back afterwards.
+// A thread that cannot be put back is parked for good, never ended (see
+// startContainer).
+func onHostThread(changes int, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		restore, err := saveThreadNamespaces(changes)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = fn()
+		if rerr := restore(); rerr != nil {
+			errc <- errors.Join(err, rerr)
+			select {} // this thread's state is not the host's: it runs nothing else
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
+}
+
+// saveThreadNamespaces opens the calling thread's namespaces of the kinds
+// in changes and notes its working directory; the returned function
+// returns the thread to them. Only the kinds that change are restored: a
+// thread that shares its filesystem state may not even re-enter its own
+// mount namespace.
+func saveThreadNamespaces(changes int) (restore func() error, err error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	type saved struct {
+		name string
+		flag int
+		file *os.File
+	}
+	var all []saved
+	closeAll := func() {
+		for _, k := range all {
+			_ = k.file.Close()
+		}
+	}
+	for _, k := range []saved{{"mnt", unix.CLONE_NEWNS, nil}, {"uts", unix.CLONE_NEWUTS, nil}, {"net", unix.CLONE_NEWNET, nil}} {
+		if changes&k.flag == 0 {
+			continue
+		}
+		f, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/%s", unix.Gettid(), k.name))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("opening the host's %s namespace: %w", k.name, err)
+		}
+		k.file = f
+		all = append(all, k)
+	}
+	return func() error {
+		defer closeAll()
+		for _, k := range all {
+			if err := unix.Setns(int(k.file.Fd()), k.flag); err != nil {
+				return fmt.Errorf("returning to the host's %s namespace: %w", k.name, err)
+			}
+		}
+		if changes&unix.CLONE_NEWNS != 0 {
+			// Entering a mount namespace moves to its root.
+			return unix.Chdir(cwd)
+		}
+		return nil
+	}, nil
 }
 
 func forkInNamespaces(spec containerSpec, logFile *os.File) (*exec.Cmd, error) {
@@ -105,8 +175,9 @@ func forkInNamespaces(spec containerSpec, logFile *os.File) (*exec.Cmd, error) {
 		Chroot:     spec.root,
 		Credential: &syscall.Credential{Uid: spec.uid, Gid: spec.gid, Groups: []uint32{}},
 		Setpgid:    true,
-		// Tied to this thread, which lives as long as the container: a
-		// fake kubelet that dies takes its containers with it.
+		// Tied to the forking thread, which the runtime never ends (see
+		// startContainer): a fake kubelet that dies takes its containers
+		// with it.
 		Pdeathsig: syscall.SIGKILL,
 	}
 	if err := cmd.Start(); err != nil {

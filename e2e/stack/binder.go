@@ -55,19 +55,7 @@ func (s *Stack) StartBinder(ctx context.Context) error {
 		"--health-probe-bind-address=" + health,
 		"--metrics-bind-address=" + metrics,
 	}
-	if o.SweepInterval > 0 {
-		args = append(args, "--sweep-interval="+o.SweepInterval.String())
-	}
-	if o.OrphanGrace > 0 {
-		args = append(args, "--orphan-grace="+o.OrphanGrace.String())
-	}
-	if o.RateScale > 0 {
-		args = append(args, fmt.Sprintf("--ec2-rate-scale=%g", o.RateScale))
-	}
-	if o.Workers > 0 {
-		args = append(args, fmt.Sprintf("--workers=%d", o.Workers))
-	}
-	args = append(args, o.ExtraArgs...)
+	args = append(args, binderTuning(o)...)
 	env := append([]string{"KUBECONFIG=" + s.kubeconfigs["binder"]}, s.awsCredentials()...)
 	child, err := controlplane.StartChild("kube-eip-binder", s.opts.KubeEIPBinary, s.ControlPlane.LogDir, args, env)
 	if err != nil {

@@ -330,8 +330,8 @@ func credentialData(env []string) map[string][]byte {
 	return data
 }
 
-// webhookTuning are the webhook flags the stack's Options set, as
-// startWebhook gives them to the process.
+// webhookTuning are the webhook flags the stack's Options set, for the
+// process (startWebhook) and the pods alike.
 func webhookTuning(o Options) []string {
 	var args []string
 	if o.WaitTimeout > 0 {
@@ -343,8 +343,8 @@ func webhookTuning(o Options) []string {
 	return args
 }
 
-// binderTuning are the binder flags o sets, as StartBinder gives them to
-// the process.
+// binderTuning are the binder flags o sets, for the process (StartBinder)
+// and the pods alike.
 func binderTuning(o BinderOptions) []string {
 	var args []string
 	if o.SweepInterval > 0 {

@@ -119,12 +119,7 @@ func (s *Stack) startWebhook(ctx context.Context, opts Options) error {
 		"--leader-elect=false",
 		"--namespace=" + Namespace,
 	}
-	if opts.WaitTimeout > 0 {
-		args = append(args, "--wait-timeout="+opts.WaitTimeout.String())
-	}
-	if opts.ClaimTTL > 0 {
-		args = append(args, "--claim-ttl="+opts.ClaimTTL.String())
-	}
+	args = append(args, webhookTuning(opts)...)
 	url := "https://" + addr
 	if s.webhookClient, err = trusting(ca.CertPEM()); err != nil {
 		return err
