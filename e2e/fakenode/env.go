@@ -86,8 +86,12 @@ func (k *Kubelet) resolveEnv(pod *corev1.Pod, c *corev1.Container, podIP, hostIP
 		value := expand(e.Value, vars.lookup)
 		if src := e.ValueFrom; src != nil {
 			var err error
-			if value, err = k.envSource(pod, src, podIP, hostIP); err != nil {
+			var found bool
+			if value, found, err = k.envSource(pod, src, podIP, hostIP); err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+			if !found {
+				continue // an optional reference to nothing sets no variable
 			}
 		}
 		vars.set(e.Name, value)
@@ -95,42 +99,43 @@ func (k *Kubelet) resolveEnv(pod *corev1.Pod, c *corev1.Container, podIP, hostIP
 	return vars, nil
 }
 
-// envSource is the value of one valueFrom; "" for an optional reference
-// to nothing.
-func (k *Kubelet) envSource(pod *corev1.Pod, src *corev1.EnvVarSource, podIP, hostIP string) (string, error) {
+// envSource is the value of one valueFrom; found is false for an
+// optional reference to a missing object or key.
+func (k *Kubelet) envSource(pod *corev1.Pod, src *corev1.EnvVarSource, podIP, hostIP string) (value string, found bool, err error) {
 	switch {
 	case src.FieldRef != nil:
-		return fieldValue(pod, src.FieldRef.FieldPath, podIP, hostIP)
+		v, err := fieldValue(pod, src.FieldRef.FieldPath, podIP, hostIP)
+		return v, err == nil, err
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
 		s, err := k.secret(pod.Namespace, ref.Name)
 		if err != nil {
 			if apierrors.IsNotFound(err) && isTrue(ref.Optional) {
-				return "", nil
+				return "", false, nil
 			}
-			return "", fmt.Errorf("secret %q: %w", ref.Name, err)
+			return "", false, fmt.Errorf("secret %q: %w", ref.Name, err)
 		}
 		v, ok := s.Data[ref.Key]
 		if !ok && !isTrue(ref.Optional) {
-			return "", fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
+			return "", false, fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
 		}
-		return string(v), nil
+		return string(v), ok, nil
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
 		cm, err := k.configMap(pod.Namespace, ref.Name)
 		if err != nil {
 			if apierrors.IsNotFound(err) && isTrue(ref.Optional) {
-				return "", nil
+				return "", false, nil
 			}
-			return "", fmt.Errorf("configmap %q: %w", ref.Name, err)
+			return "", false, fmt.Errorf("configmap %q: %w", ref.Name, err)
 		}
 		v, ok := cm.Data[ref.Key]
 		if !ok && !isTrue(ref.Optional) {
-			return "", fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
+			return "", false, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
 		}
-		return v, nil
+		return v, ok, nil
 	}
-	return "", fmt.Errorf("only fieldRef, secretKeyRef and configMapKeyRef sources are supported")
+	return "", false, fmt.Errorf("only fieldRef, secretKeyRef and configMapKeyRef sources are supported")
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }

@@ -2,6 +2,7 @@ package fakenode
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,8 +102,12 @@ func TestProcessArgs(t *testing.T) {
 		}
 	}
 	c.Env = append(slices.Clip(base), ref("missing", "k", true))
-	if _, env, err := k.processArgs(pod, c, "", "", nil); err != nil || !slices.Contains(env, "S=") {
-		t.Errorf("an optional reference to a missing secret gave %q, %v; want S empty", env, err)
+	if _, env, err := k.processArgs(pod, c, "", "", nil); err != nil || slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "S=") }) {
+		t.Errorf("an optional reference to a missing secret gave %q, %v; want no S, as the kubelet sets none", env, err)
+	}
+	c.Env = append(slices.Clip(base), ref("creds", "nope", true))
+	if _, env, err := k.processArgs(pod, c, "", "", nil); err != nil || slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "S=") }) {
+		t.Errorf("an optional reference to a missing key gave %q, %v; want no S", env, err)
 	}
 }
 
