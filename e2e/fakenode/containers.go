@@ -7,12 +7,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // backoffReset is how long a container must run for its next crash to
@@ -33,26 +33,26 @@ func (k *Kubelet) advanceContainers(pod *corev1.Pod, st *podState, hostIP string
 	var errs []error
 	for i := range pod.Spec.Containers {
 		c, r := &pod.Spec.Containers[i], st.containers[i]
-		img, ok, err := k.imageFor(c.Image)
-		if !ok {
+		if !r.real {
 			continue
 		}
 		if r.proc != nil {
 			if !r.proc.exited() {
 				continue
 			}
-			k.reapApp(pod, c, r, now)
+			k.reapApp(pod, r, now)
 		}
 		if r.done != nil {
 			continue // finished, and the policy does not restart it
 		}
+		if wait := r.retryAt.Sub(now); wait > 0 {
+			after = minPositive(after, wait)
+			continue
+		}
+		img, _, err := k.imageFor(c.Image)
 		if err != nil {
 			r.waitReason, r.waitMessage = "ErrImagePull", err.Error()
 			errs = append(errs, err)
-			continue
-		}
-		if wait := r.retryAt.Sub(now); wait > 0 {
-			after = minPositive(after, wait)
 			continue
 		}
 		if err := k.startImageContainer(pod, st, c, r, img, hostIP); err != nil {
@@ -77,26 +77,14 @@ func minPositive(a, b time.Duration) time.Duration {
 
 // reapApp records how an app container's run ended and whether, and when,
 // it runs again.
-func (k *Kubelet) reapApp(pod *corev1.Pod, c *corev1.Container, r *containerRun, now time.Time) {
-	p := r.proc
-	r.proc = nil
-	r.stopProbes()
-	term := &corev1.ContainerStateTerminated{
-		ExitCode:    p.exitCode,
-		Reason:      "Completed",
-		StartedAt:   r.running,
-		FinishedAt:  metav1.NewTime(now.Truncate(time.Second)),
-		ContainerID: containerID(pod.UID, c.Name, r.restarts),
-	}
-	if p.exitCode != 0 {
-		term.Reason, term.Message = "Error", p.tail()
-	}
+func (k *Kubelet) reapApp(pod *corev1.Pod, r *containerRun, now time.Time) {
+	term := r.ended(pod.UID, now)
 	r.lastFailure = term
 	restart := false
 	switch pod.Spec.RestartPolicy {
 	case corev1.RestartPolicyNever:
 	case corev1.RestartPolicyOnFailure:
-		restart = p.exitCode != 0
+		restart = term.ExitCode != 0
 	default:
 		restart = true
 	}
@@ -108,9 +96,7 @@ func (k *Kubelet) reapApp(pod *corev1.Pod, c *corev1.Container, r *containerRun,
 		r.backoffs = 0
 	}
 	r.backoffs++
-	delay := k.opts.CrashLoopBackOff.delay(r.backoffs)
-	r.retryAt = now.Add(delay)
-	k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off %s restarting failed container %s in pod %s", delay, c.Name, pod.Name)
+	k.backOff(pod, r, r.backoffs, now)
 }
 
 // startImageContainer starts one run of a container of an image: init or
@@ -133,10 +119,7 @@ func (k *Kubelet) startImageContainer(pod *corev1.Pod, st *podState, c *corev1.C
 	if err != nil {
 		return err
 	}
-	restarts := r.restarts
-	if r.ran {
-		restarts++
-	}
+	restarts := r.nextRestarts()
 	dir := filepath.Join(st.dir, c.Name)
 	run := filepath.Join(dir, "run")
 	// The writable layer of a run does not outlive it, as a container's.
@@ -155,9 +138,7 @@ func (k *Kubelet) startImageContainer(pod *corev1.Pod, st *podState, c *corev1.C
 	if err != nil {
 		return err
 	}
-	r.proc, r.ran, r.restarts = proc, true, restarts
-	r.running = metav1.NewTime(time.Now().Truncate(time.Second))
-	r.waitReason, r.waitMessage = "", ""
+	r.begin(proc, restarts)
 	r.probes = k.startProbes(pod, st, c, r, proc)
 	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	k.log.V(2).Info("started container", "pod", st.key, "container", c.Name, "image", c.Image, "command", spec.path, "args", spec.args, "uid", spec.uid, "log", spec.logPath)
@@ -200,9 +181,9 @@ func (k *Kubelet) containerSpec(pod *corev1.Pod, st *podState, c *corev1.Contain
 	if len(c.Args) > 0 {
 		args = c.Args
 	}
-	argv := make([]string, 0, len(words)+len(args))
-	for _, w := range append(slicesClone(words), args...) {
-		argv = append(argv, expand(w, lookup))
+	argv := slices.Concat(words, args)
+	for i, w := range argv {
+		argv[i] = expand(w, lookup)
 	}
 	if len(argv) == 0 {
 		return containerSpec{}, errors.New("no command: the image has no entrypoint and the container gives none")
@@ -232,8 +213,6 @@ func (k *Kubelet) containerSpec(pod *corev1.Pod, st *podState, c *corev1.Contain
 		hostname: cmp.Or(pod.Spec.Hostname, pod.Name),
 	}, nil
 }
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 // containerUser is the uid and gid a container runs as: its security
 // context over the pod's over the image's USER (numeric only, as the

@@ -68,27 +68,19 @@ func (k *Kubelet) imageFor(image string) (*unpackedImage, bool, error) {
 	return img, true, nil
 }
 
-// runsSomething tells whether any container of the pod runs for real: only
-// such pods get volumes, a network namespace and probes.
-func (k *Kubelet) runsSomething(pod *corev1.Pod) bool {
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range cs {
-			if k.runnable(&cs[i]) {
-				return true
-			}
-		}
+// runnable tells whether a container runs for real rather than
+// "starting" at once: one of an image of Options.Images, or an init
+// container of one of LocalImages (which stand in for init containers
+// only). Sidecars never run.
+func (k *Kubelet) runnable(c *corev1.Container, init bool) bool {
+	if isSidecar(c) {
+		return false
 	}
-	return false
-}
-
-// runnable tells whether a container runs for real, from a local binary
-// or an image, rather than "starting" at once.
-func (k *Kubelet) runnable(c *corev1.Container) bool {
 	if _, ok := k.opts.Images[imageRepository(c.Image)]; ok {
-		return !isSidecar(c)
+		return true
 	}
 	_, local := k.localBinary(c.Image)
-	return local && !isSidecar(c)
+	return local && init
 }
 
 // layoutDigest is the digest of the one image of an OCI layout, read from

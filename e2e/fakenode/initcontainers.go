@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -84,30 +83,60 @@ func isSidecar(c *corev1.Container) bool {
 	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
-// reap records how a finished process ended.
+// reap records how a finished init container ended.
 func (k *Kubelet) reap(pod *corev1.Pod, c *corev1.Container, r *containerRun, now time.Time) {
-	p := r.proc
-	r.proc = nil
-	term := &corev1.ContainerStateTerminated{
-		ExitCode:    p.exitCode,
-		StartedAt:   r.running,
-		FinishedAt:  metav1.NewTime(now.Truncate(time.Second)),
-		ContainerID: containerID(pod.UID, c.Name, r.restarts),
-	}
-	if p.exitCode == 0 {
-		term.Reason = "Completed"
+	term := r.ended(pod.UID, now)
+	if term.ExitCode == 0 {
 		r.done = term
 		return
 	}
-	term.Reason, term.Message = "Error", p.tail()
 	r.lastFailure = term
 	if pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
-		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Init container %s exited with code %d", c.Name, p.exitCode)
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Init container %s exited with code %d", c.Name, term.ExitCode)
 		return
 	}
-	delay := k.opts.CrashLoopBackOff.delay(r.restarts + 1)
+	k.backOff(pod, r, r.restarts+1, now)
+}
+
+// ended takes a run's exited process off it and says how it ended, with
+// its last output as the message of a failure.
+func (r *containerRun) ended(uid types.UID, now time.Time) *corev1.ContainerStateTerminated {
+	p := r.proc
+	r.proc = nil
+	r.stopProbes()
+	term := &corev1.ContainerStateTerminated{
+		ExitCode:    p.exitCode,
+		Reason:      "Completed",
+		StartedAt:   r.running,
+		FinishedAt:  metav1.NewTime(now.Truncate(time.Second)),
+		ContainerID: containerID(uid, r.name, r.restarts),
+	}
+	if p.exitCode != 0 {
+		term.Reason, term.Message = "Error", p.tail()
+	}
+	return term
+}
+
+// backOff puts a run's next start off by the n-th step of the back-off.
+func (k *Kubelet) backOff(pod *corev1.Pod, r *containerRun, n int32, now time.Time) {
+	delay := k.opts.CrashLoopBackOff.delay(n)
 	r.retryAt = now.Add(delay)
-	k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off %s restarting failed container %s in pod %s", delay, c.Name, pod.Name)
+	k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off %s restarting failed container %s in pod %s", delay, r.name, pod.Name)
+}
+
+// nextRestarts is the restart count of the run about to start.
+func (r *containerRun) nextRestarts() int32 {
+	if r.ran {
+		return r.restarts + 1
+	}
+	return r.restarts
+}
+
+// begin records that run number restarts started as proc.
+func (r *containerRun) begin(proc *process, restarts int32) {
+	r.proc, r.ran, r.restarts = proc, true, restarts
+	r.running = metav1.NewTime(time.Now().Truncate(time.Second))
+	r.waitReason, r.waitMessage = "", ""
 }
 
 func (k *Kubelet) startInit(pod *corev1.Pod, st *podState, c *corev1.Container, r *containerRun, bin, hostIP string, volumes map[string]string) error {
@@ -115,24 +144,19 @@ func (k *Kubelet) startInit(pod *corev1.Pod, st *podState, c *corev1.Container, 
 	if err != nil {
 		return err
 	}
-	restarts := r.restarts
-	if r.ran {
-		restarts++
-	}
+	restarts := r.nextRestarts()
 	dir := filepath.Join(st.dir, c.Name)
 	proc, err := startProcess(processSpec{
 		binary:  bin,
 		args:    args,
 		env:     env,
 		dir:     dir,
-		logPath: filepath.Join(dir, strconv.Itoa(int(restarts))+".log"),
+		logPath: logPath(dir, restarts),
 	}, func() { k.queue.Add(queueKey{kind: podKey, name: st.key}) })
 	if err != nil {
 		return err
 	}
-	r.proc, r.ran, r.restarts = proc, true, restarts
-	r.running = metav1.NewTime(time.Now().Truncate(time.Second))
-	r.waitReason, r.waitMessage = "", ""
+	r.begin(proc, restarts)
 	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s (local process %s)", c.Name, bin)
 	k.log.V(2).Info("started init container", "pod", st.key, "container", c.Name, "binary", bin, "args", args, "log", proc.logPath)
 	return nil

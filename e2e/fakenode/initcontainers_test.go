@@ -156,3 +156,16 @@ func TestFailingLocalInitContainerFailsAPodThatNeverRestarts(t *testing.T) {
 	// A failed pod's address goes back to its node's warm pool.
 	waitIPReleased(t, nodes, nodeOf(t, nodes, pod).Name, pod.Status.PodIP, 10*time.Second)
 }
+
+// A local binary stands in for init containers only: an app container of
+// the same image "runs" at once, as any other image's, and is ready.
+func TestAppContainerOfALocalImageStartsAtOnce(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	spec := podSpec("main")
+	spec.Containers[0].Image = localImage + ":v0.1.0"
+	pod := createPod(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns}, Spec: spec})
+	waitPod(t, ns, pod.Name, 30*time.Second, "ready", func(p *corev1.Pod) (bool, string) {
+		return conditionIs(p, corev1.PodReady, corev1.ConditionTrue), statusSummary(p)
+	})
+}

@@ -36,7 +36,7 @@ type podState struct {
 	tokens  map[string]*token
 	net     *podNetwork
 
-	runsSomething bool // some container runs for real (k.runnable): it gets volumes
+	runsSomething bool // some container runs for real (containerRun.real): the pod gets volumes
 
 	failed   bool // an init container failed and the pod may not restart it
 	released bool // ip went back to the node
@@ -87,8 +87,6 @@ func (k *Kubelet) newPodState(pod *corev1.Pod) *podState {
 		node:      pod.Spec.NodeName,
 		dir:       filepath.Join(k.workDir, "pods", podDirName(pod)),
 		startTime: metav1.NewTime(time.Now().Truncate(time.Second)),
-
-		runsSomething: k.runsSomething(pod),
 	}
 	if pod.Status.StartTime != nil {
 		st.startTime = *pod.Status.StartTime
@@ -102,7 +100,7 @@ func (k *Kubelet) newPodState(pod *corev1.Pod) *podState {
 	}
 	allDone := true
 	for _, c := range pod.Spec.InitContainers {
-		r := &containerRun{name: c.Name, real: k.runnable(&c)}
+		r := &containerRun{name: c.Name, real: k.runnable(&c, true)}
 		if cs, ok := statuses[c.Name]; ok {
 			r.restarts = cs.RestartCount
 			if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
@@ -122,7 +120,7 @@ func (k *Kubelet) newPodState(pod *corev1.Pod) *podState {
 		app[cs.Name] = cs
 	}
 	for _, c := range pod.Spec.Containers {
-		r := &containerRun{name: c.Name, real: k.runnable(&c)}
+		r := &containerRun{name: c.Name, real: k.runnable(&c, false)}
 		if cs, ok := app[c.Name]; ok && r.real {
 			// A container that ran under an earlier Kubelet is started
 			// again, as after a node reboot, and counts as a restart.
@@ -133,6 +131,7 @@ func (k *Kubelet) newPodState(pod *corev1.Pod) *podState {
 		}
 		st.containers = append(st.containers, r)
 	}
+	st.runsSomething = slices.ContainsFunc(st.runs(), func(r *containerRun) bool { return r.real })
 	if allDone {
 		for _, cs := range pod.Status.ContainerStatuses {
 			if cs.State.Running != nil {

@@ -37,12 +37,15 @@ func tokenRefresh(issued, expires time.Time) time.Time {
 // files or the new, never half of each.
 func (k *Kubelet) syncVolumes(ctx context.Context, pod *corev1.Pod, st *podState) (time.Duration, error) {
 	needed := map[string]bool{}
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range cs {
-			if !k.runnable(&cs[i]) {
+	for _, cs := range []struct {
+		containers []corev1.Container
+		runs       []*containerRun
+	}{{pod.Spec.InitContainers, st.inits}, {pod.Spec.Containers, st.containers}} {
+		for i := range cs.containers {
+			if !cs.runs[i].real {
 				continue
 			}
-			for _, m := range cs[i].VolumeMounts {
+			for _, m := range cs.containers[i].VolumeMounts {
 				needed[m.Name] = true
 			}
 		}
