@@ -294,7 +294,7 @@ func (s *Server) serve(conn net.Conn) {
 	// Whatever the client sent past the request head already sits in the
 	// buffer; it belongs to the tunnel.
 	buffered, _ := head.Peek(head.Buffered())
-	splice(conn, io.MultiReader(bytes.NewReader(buffered), conn), upstream)
+	Splice(conn, io.MultiReader(bytes.NewReader(buffered), conn), upstream)
 }
 
 func (s *Server) resolve(ctx context.Context, host string, port int) (Target, error) {

@@ -6,14 +6,15 @@ import (
 	"sync"
 )
 
-// splice copies both ways between client and upstream until both
+// Splice copies both ways between client and upstream until both
 // directions end; fromClient is what to read from the client (its
 // connection, behind any bytes already buffered). When one side stops
 // sending, the other's write half is closed where the connection can do so
 // (TCP, Unix sockets), so the peer sees EOF while the reverse direction
 // drains; a connection without half-close, or an error either way, closes
-// both at once.
-func splice(client net.Conn, fromClient io.Reader, upstream net.Conn) {
+// both at once. The proxy joins its tunnels with it, the fake kubelet its
+// relays.
+func Splice(client net.Conn, fromClient io.Reader, upstream net.Conn) {
 	var once sync.Once
 	closeBoth := func() {
 		once.Do(func() {

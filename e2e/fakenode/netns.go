@@ -3,13 +3,14 @@ package fakenode
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 
 	"github.com/go-logr/logr"
+
+	"github.com/kube-eip/kube-eip/e2e/egress"
 	"golang.org/x/sys/unix"
 )
 
@@ -159,26 +160,7 @@ func (n *podNetwork) forward(in net.Conn, to netip.AddrPort) {
 		return
 	}
 	defer func() { _ = out.Close() }()
-	splice(in, out)
-}
-
-// splice copies both ways until both directions are done, passing each
-// direction's end on as a half-close.
-func splice(a, b net.Conn) {
-	var wg sync.WaitGroup
-	pipe := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		} else {
-			_ = dst.Close()
-		}
-	}
-	wg.Add(2)
-	go pipe(a, b)
-	go pipe(b, a)
-	wg.Wait()
+	egress.Splice(in, in, out)
 }
 
 // close stops the relays and lets the namespace go once no container is
