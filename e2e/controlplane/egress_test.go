@@ -48,9 +48,6 @@ import (
 // plane sends through the same proxy: the stack's tests register one for a
 // ClusterIP of no Service and see the proxy refuse it.
 func TestEgressThroughProxy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
 	ctx := t.Context()
 	socket := shortSocketPath(t)
 	proxy, err := egress.Listen(socket, egress.Options{Log: testr.NewWithOptions(t, testr.Options{Verbosity: 1})})
