@@ -345,12 +345,7 @@ func webhookDeployment(p Params) *appsv1.Deployment {
 		"--namespace=" + p.Namespace,
 	}, p.WebhookArgs...)
 	probe := func(path string, period int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: path, Port: intstr.FromInt32(WebhookPort), Scheme: corev1.URISchemeHTTPS,
-			}},
-			PeriodSeconds: period,
-		}
+		return httpProbe(corev1.URISchemeHTTPS, WebhookPort, path, period)
 	}
 	container := corev1.Container{
 		Name:            "webhook",
@@ -445,12 +440,7 @@ func binderDeployment(p Params) *appsv1.Deployment {
 		}}}
 	}
 	probe := func(path string, period int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: path, Port: intstr.FromInt32(BinderHealthPort), Scheme: corev1.URISchemeHTTP,
-			}},
-			PeriodSeconds: period,
-		}
+		return httpProbe(corev1.URISchemeHTTP, BinderHealthPort, path, period)
 	}
 	container := corev1.Container{
 		Name:            "binder",
@@ -511,4 +501,14 @@ func requests(cpu, memory string) corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory),
 	}}
+}
+
+// httpProbe is a probe of path on port, every period seconds.
+func httpProbe(scheme corev1.URIScheme, port int32, path string, period int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromInt32(port), Scheme: scheme,
+		}},
+		PeriodSeconds: period,
+	}
 }
