@@ -32,17 +32,25 @@ func freeLoopbackAddr() (string, error) {
 
 // BuildKubeEIP builds kube-eip's binary from this repository into dir.
 func BuildKubeEIP(ctx context.Context, dir string) (string, error) {
+	var flags []string
+	if raceEnabled {
+		flags = append(flags, "-race")
+	}
+	return goBuildKubeEIP(ctx, filepath.Join(dir, "kube-eip"), nil, flags...)
+}
+
+// goBuildKubeEIP runs go build of cmd/kube-eip at the repository's root.
+func goBuildKubeEIP(ctx context.Context, bin string, env []string, flags ...string) (string, error) {
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "kube-eip")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/kube-eip")...)
+	args := append(append([]string{"build", "-o", bin}, flags...), "./cmd/kube-eip")
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building kube-eip: %w\n%s", err, out)
 	}
@@ -53,16 +61,9 @@ func BuildKubeEIP(ctx context.Context, dir string) (string, error) {
 // does, into an OCI layout under dir, and returns the layout's path. The
 // binary is static and never race-enabled: the image has no libc.
 func BuildImage(ctx context.Context, dir string) (string, error) {
-	root, err := controlplane.RepoRoot()
+	bin, err := goBuildKubeEIP(ctx, filepath.Join(dir, "kube-eip"), []string{"CGO_ENABLED=0"}, "-trimpath")
 	if err != nil {
 		return "", err
-	}
-	bin := filepath.Join(dir, "kube-eip")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/kube-eip")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building kube-eip for its image: %w\n%s", err, out)
 	}
 	img, err := image.Build(image.BuildOptions{Binary: bin, Version: "dev"})
 	if err != nil {
@@ -75,8 +76,9 @@ func BuildImage(ctx context.Context, dir string) (string, error) {
 	return layout, nil
 }
 
-// Image is the kube-eip image the stack's webhook injects; the fake nodes
-// run the local kube-eip binary for it.
+// Image is the kube-eip image the stack's webhook injects. The fake nodes
+// run it from its OCI layout (Options.Pods), or else run the local kube-eip
+// binary for its wait container.
 const Image = "ghcr.io/kube-eip/kube-eip:dev"
 
 // WebhookConfigurationName is the MutatingWebhookConfiguration the stack
