@@ -89,31 +89,8 @@ func Run(ctx context.Context, opts Options) error {
 		opts.SweepInterval = DefaultSweepInterval
 	}
 	log := opts.Log
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
-		Scheme:                        scheme,
-		Logger:                        log,
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
-		HealthProbeBindAddress:        opts.HealthAddr,
-		LeaderElection:                opts.LeaderElection,
-		LeaderElectionID:              "kube-eip-binder",
-		LeaderElectionNamespace:       opts.Namespace,
-		LeaderElectionReleaseOnCancel: true,
-		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache: cache.Options{
-			// Managed pods only: the cluster's other pods cost nothing.
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
-			},
-			DefaultTransform: cache.TransformStripManagedFields(),
-		},
-	})
+	mgr, err := newManager(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("creating the controller manager: %w", err)
-	}
-	if err := addIndexes(ctx, mgr); err != nil {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("kube-eip-binder")
@@ -153,9 +130,63 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.HealthAddr != "0" && opts.HealthAddr != "" {
 		_ = mgr.AddHealthzCheck("ping", healthz.Ping)
-		_ = mgr.AddReadyzCheck("inventory", func(*http.Request) error { return b.readyErr() })
+		_ = mgr.AddReadyzCheck("inventory", readiness(mgr.Elected(), b.readyErr))
 	}
 	return mgr.Start(ctx)
+}
+
+// readiness is the binder's readiness check. The leader is ready once its
+// first sweep has loaded EC2's addresses; a standby is ready as it is,
+// waiting for the lease: otherwise a rolling update, which waits for the
+// new pod to be ready before it stops the old one, would never finish,
+// since the new pod leads only once the old one is gone.
+func readiness(elected <-chan struct{}, leaderReady func() error) func(*http.Request) error {
+	return func(*http.Request) error {
+		select {
+		case <-elected:
+			return leaderReady()
+		default:
+			return nil
+		}
+	}
+}
+
+// scheme knows the kinds the binder reads and writes.
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+// newManager is the controller manager of the binder and of Uninstall:
+// a cache of managed pods only, and the binder's indexes.
+func newManager(ctx context.Context, opts Options) (manager.Manager, error) {
+	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
+		Scheme:                        scheme(),
+		Logger:                        opts.Log,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        opts.HealthAddr,
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionID:              "kube-eip-binder",
+		LeaderElectionNamespace:       opts.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache: cache.Options{
+			// Managed pods only: the cluster's other pods cost nothing.
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
+			},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the controller manager: %w", err)
+	}
+	if err := addIndexes(ctx, mgr); err != nil {
+		return nil, err
+	}
+	return mgr, nil
 }
 
 // SetupWithManager registers the pod controller: managed pods, pods the

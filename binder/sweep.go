@@ -94,24 +94,11 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	start := b.Now()
 	defer func() { sweepDuration.Observe(b.Now().Sub(start).Seconds()) }()
 
-	var poolList v1alpha1.EIPPoolList
-	if err := b.Client.List(ctx, &poolList); err != nil {
-		return false, fmt.Errorf("listing pools: %w", err)
-	}
-	asked := b.Now()
-	out, err := b.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{})
+	poolList, accountTotal, err := b.loadInventory(ctx)
 	if err != nil {
-		return false, fmt.Errorf("describing addresses: %w", err)
+		return false, err
 	}
-	var relevant []Address
-	for _, x := range out.Addresses {
-		a := addressFromEC2(x)
-		if a.Tags[api.TagCluster] == b.Cluster || !ownedElsewhere(a.Tags, b.Cluster) && inAnyPool(a, poolList.Items) {
-			relevant = append(relevant, a)
-		}
-	}
-	b.inv.replace(relevant, asked)
-	if err := b.countAccount(ctx, len(out.Addresses)); err != nil {
+	if err := b.countAccount(ctx, accountTotal); err != nil {
 		// Only admission's quota warning goes without; binding goes on.
 		b.Log.Error(err, "counting the account's addresses")
 	}
@@ -165,6 +152,30 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	}
 	countInventory(addrs, b.Cluster)
 	return true, firstErr
+}
+
+// loadInventory replaces the inventory with EC2's addresses of this
+// cluster and of its pools (those no other cluster owns), and returns the
+// pools and how many addresses the account has in all.
+func (b *Binder) loadInventory(ctx context.Context) (v1alpha1.EIPPoolList, int, error) {
+	var poolList v1alpha1.EIPPoolList
+	if err := b.Client.List(ctx, &poolList); err != nil {
+		return poolList, 0, fmt.Errorf("listing pools: %w", err)
+	}
+	asked := b.Now()
+	out, err := b.EC2.DescribeAddresses(ctx, &ec2.DescribeAddressesInput{})
+	if err != nil {
+		return poolList, 0, fmt.Errorf("describing addresses: %w", err)
+	}
+	var relevant []Address
+	for _, x := range out.Addresses {
+		a := addressFromEC2(x)
+		if a.Tags[api.TagCluster] == b.Cluster || !ownedElsewhere(a.Tags, b.Cluster) && inAnyPool(a, poolList.Items) {
+			relevant = append(relevant, a)
+		}
+	}
+	b.inv.replace(relevant, asked)
+	return poolList, len(out.Addresses), nil
 }
 
 // sweepAddress decides about one address of this cluster. Who holds it is

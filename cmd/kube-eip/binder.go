@@ -14,12 +14,8 @@ import (
 // binderFlags is the binder's command line.
 func binderFlags(fs *flag.FlagSet) runFunc {
 	var o binder.Options
-	var c cloud.ClientOptions
-	rateScale := 1.0
 	fs.StringVar(&o.ClusterName, "cluster-name", "", "cluster name, tagged on every address the binder owns (required)")
-	fs.StringVar(&c.Region, "region", "", "AWS region (default: the SDK's environment, then us-east-1)")
-	fs.StringVar(&c.Endpoint, "ec2-endpoint", "", "EC2 endpoint URL (default: the SDK's resolution; AWS_ENDPOINT_URL_EC2 works)")
-	fs.Float64Var(&rateScale, "ec2-rate-scale", 1, "multiply AWS's per-action rate limits (only for an account with raised limits, or an emulator)")
+	newEC2 := ec2Flags(fs)
 	fs.IntVar(&o.Workers, "workers", binder.DefaultWorkers, "concurrent pod reconciles")
 	fs.DurationVar(&o.SweepInterval, "sweep-interval", binder.DefaultSweepInterval, "how often EC2 is compared with the cluster")
 	fs.DurationVar(&o.OrphanGrace, "orphan-grace", binder.DefaultOrphanGrace, "how long an address must be without owner before the sweep releases it")
@@ -32,11 +28,24 @@ func binderFlags(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		c.Limits = cloud.AWSLimits().Scaled(rateScale).Headroom(1)
-		if o.EC2, err = cloud.NewClient(ctx, c); err != nil {
+		if o.EC2, err = newEC2(ctx); err != nil {
 			return err
 		}
 		o.Config, o.Log = cfg, logr.FromContextOrDiscard(ctx)
 		return binder.Run(ctx, o)
+	}
+}
+
+// ec2Flags registers the flags that reach EC2, for the binder and for
+// uninstall, and returns what makes the client once they are parsed.
+func ec2Flags(fs *flag.FlagSet) func(context.Context) (cloud.API, error) {
+	var c cloud.ClientOptions
+	rateScale := 1.0
+	fs.StringVar(&c.Region, "region", "", "AWS region (default: the SDK's environment, then us-east-1)")
+	fs.StringVar(&c.Endpoint, "ec2-endpoint", "", "EC2 endpoint URL (default: the SDK's resolution; AWS_ENDPOINT_URL_EC2 works)")
+	fs.Float64Var(&rateScale, "ec2-rate-scale", 1, "multiply AWS's per-action rate limits (only for an account with raised limits, or an emulator)")
+	return func(ctx context.Context) (cloud.API, error) {
+		c.Limits = cloud.AWSLimits().Scaled(rateScale).Headroom(1)
+		return cloud.NewClient(ctx, c)
 	}
 }

@@ -33,6 +33,8 @@ var commands = []command{
 	{name: "webhook", summary: "serve the mutating admission webhook for pods", flags: webhookFlags},
 	{name: "binder", summary: "associate each managed pod's Elastic IP with its network interface, and release it after", flags: binderFlags},
 	{name: "wait", summary: "block until the pod's Elastic IP is attached (the kube-eip-wait init container)", flags: waitFlags},
+	{name: "uninstall", summary: "release every address kube-eip holds and let its pods go (the chart's pre-delete hook)", flags: uninstallFlags},
+	{name: "selftest", summary: "check that the webhook answers a dry-run pod (the chart's helm test)", flags: selftestFlags},
 	{name: "version", summary: "print the version", flags: versionFlags},
 }
 
