@@ -220,6 +220,7 @@ func (b *Binder) settle(ctx context.Context) error {
 	}
 	return nil
 }
+
 // stopAdmission deletes kube-eip's webhook configurations.
 func stopAdmission(ctx context.Context, c client.Client, name string) error {
 	if name == "" {
