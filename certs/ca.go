@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -36,6 +37,16 @@ type CA struct {
 
 // NewCA creates a self-signed CA named commonName.
 func NewCA(commonName string) (*CA, error) {
+	return newCA(commonName, caValidity)
+}
+
+// newCA creates a self-signed CA named commonName valid from now for
+// validity. The self-signed source chooses the validity so that it can
+// rotate its CA (and a test can watch it do so in seconds).
+func newCA(commonName string, validity time.Duration) (*CA, error) {
+	if validity <= 0 {
+		return nil, fmt.Errorf("creating CA %q: validity %s is not positive", commonName, validity)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating CA key: %w", err)
@@ -49,7 +60,7 @@ func NewCA(commonName string) (*CA, error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(caValidity),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -71,6 +82,38 @@ func NewCA(commonName string) (*CA, error) {
 	}, nil
 }
 
+// ParseCA reads back a CA that KeyPEM and CertPEM wrote out, e.g. into a
+// Secret, so that another process can go on issuing from it. It refuses a
+// certificate that is not a CA, or a key that does not match it.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	// X509KeyPair checks that the key matches the certificate.
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("parsing CA certificate and key: %w", err)
+	}
+	if !pair.Leaf.IsCA || pair.Leaf.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("certificate %s (%s) is not a CA", serialOf(pair.Leaf), pair.Leaf.Subject.CommonName)
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("CA key is %T, want ECDSA", pair.PrivateKey)
+	}
+	return &CA{
+		cert:    pair.Leaf,
+		key:     key,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pair.Leaf.Raw}),
+	}, nil
+}
+
+// KeyPEM returns the CA's private key, PKCS#8 PEM-encoded, for ParseCA.
+func (ca *CA) KeyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("encoding CA key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
 // CertPEM returns the CA certificate, PEM-encoded: a caBundle, or what a
 // client puts in its root pool.
 func (ca *CA) CertPEM() []byte {
@@ -80,7 +123,9 @@ func (ca *CA) CertPEM() []byte {
 // Issue signs a serving certificate for the given DNS names and IP addresses,
 // valid from now for validity, with a fresh P-256 key. It returns the
 // certificate and the PKCS#8 key, PEM-encoded, as tls.X509KeyPair and a
-// kubernetes.io/tls Secret expect them.
+// kubernetes.io/tls Secret expect them. The certificate ends no later than
+// the CA: a client refuses a chain whose CA has expired, so a longer life
+// would only hide when it stops working.
 func (ca *CA) Issue(dnsNames []string, ips []net.IP, validity time.Duration) (certPEM, keyPEM []byte, err error) {
 	if len(dnsNames) == 0 && len(ips) == 0 {
 		return nil, nil, errors.New("issuing serving certificate: no DNS name or IP address given")
@@ -105,13 +150,17 @@ func (ca *CA) Issue(dnsNames []string, ips []net.IP, validity time.Duration) (ce
 		cn = ips[0].String()
 	}
 	now := time.Now()
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.cert.NotAfter) {
+		notAfter = ca.cert.NotAfter
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn},
 		DNSNames:              slices.Clone(dnsNames),
 		IPAddresses:           slices.Clone(ips),
 		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(validity),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

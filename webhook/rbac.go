@@ -8,6 +8,14 @@ package webhook
 // binder's count of the account's addresses, a ConfigMap in kube-eip's
 // own namespace. Leases are for leader election, in that namespace too.
 //
+// With --cert-source=self-signed (certs.SelfSigned) every replica watches
+// its one Secret, and the leader creates and updates it and patches the
+// caBundle of the webhook configurations, which it polls rather than
+// watches. Everything but creating the Secret is limited to the chart's
+// names: a list or watch is then allowed only with a metadata.name field
+// selector, which is how the source watches. Other names given on the
+// command line need these rules edited to match.
+//
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=get;list;watch
@@ -18,3 +26,6 @@ package webhook
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
 // +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=secrets,resourceNames=kube-eip-webhook-tls,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=secrets,verbs=create
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,resourceNames=kube-eip-webhook,verbs=get;patch

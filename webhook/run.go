@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -39,6 +40,10 @@ type Options struct {
 	Addr string
 	// Certs supplies the serving certificate.
 	Certs certs.Source
+	// Runnables are added to the controller manager, for a certificate
+	// source whose work needs the manager's leader election, as the
+	// self-signed source's Issuer does.
+	Runnables []manager.Runnable
 	// Inject is what goes into pods.
 	Inject InjectConfig
 	// ClaimTTL is how long a reservation waits for its pod.
@@ -125,6 +130,12 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 	reclaimer := &Reclaimer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kube-eip-webhook"), ClaimTTL: opts.ClaimTTL}
 	if err := reclaimer.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the reservation reclaimer: %w", err)
+	}
+
+	for _, r := range opts.Runnables {
+		if err := mgr.Add(r); err != nil {
+			return nil, fmt.Errorf("adding %T to the controller manager: %w", r, err)
+		}
 	}
 
 	// Refused pods are reported on the workload the user applied.
