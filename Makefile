@@ -6,6 +6,10 @@ SHELL := /usr/bin/env bash
 # Pinned tool versions (the control plane is pinned in e2e/tools/go.mod).
 GOLANGCI_LINT_VERSION ?= v2.15.0
 CONTROLLER_GEN_VERSION ?= v0.23.0
+# Helm 4 installs in the end-to-end tests and renders the plain manifests;
+# the chart is linted with both majors.
+HELM3_VERSION ?= v3.22.0
+HELM4_VERSION ?= v4.3.1
 
 BIN := $(CURDIR)/bin
 GO_TEST_FLAGS ?= -race -count=1
@@ -36,22 +40,52 @@ image: ## build the OCI image without a container engine: bin/image/oci (OCI lay
 		-version $(VERSION) -revision $(REVISION) -created-unix $(SOURCE_DATE_EPOCH)
 
 .PHONY: tools
-tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager) and kubectl into bin/
+tools: helm ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager), kubectl, Helm 3 and 4 and the cert-manager harness into bin/
 	bash hack/build-tools.sh
+	bash hack/build-certmanager.sh
+
+# bin/helm and bin/helm3 point at the pinned versions; the tests run those
+# names, so the versions live here alone.
+HELM3 := $(BIN)/helm-$(HELM3_VERSION)
+HELM4 := $(BIN)/helm-$(HELM4_VERSION)
+
+.PHONY: helm
+helm: $(HELM3) $(HELM4) ## build the pinned Helm 3 and Helm 4 into bin/ (bin/helm3, bin/helm)
+	ln -sf $(notdir $(HELM4)) $(BIN)/helm
+	ln -sf $(notdir $(HELM3)) $(BIN)/helm3
+
+$(BIN)/helm-v3.%:
+	GOBIN=$(BIN)/.helm3 go install helm.sh/helm/v3/cmd/helm@v3.$*
+	mv $(BIN)/.helm3/helm $@ && rmdir $(BIN)/.helm3
+
+$(BIN)/helm-v4.%:
+	GOBIN=$(BIN)/.helm4 go install helm.sh/helm/v4/cmd/helm@v4.$*
+	mv $(BIN)/.helm4/helm $@ && rmdir $(BIN)/.helm4
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint --strict of the chart with Helm 3 and Helm 4, with each certificate source
+	@for h in $(HELM3) $(HELM4); do \
+		for set in "" "certManager.enabled=false" "certManager.enabled=false,tls.secretName=my-tls,tls.caBundle=-----BEGIN CERTIFICATE-----" "metrics.serviceMonitor.enabled=true"; do \
+			echo "$$(basename $$h) lint --set clusterName=lint$${set:+,$$set}"; \
+			$$h lint --strict charts/kube-eip --set "clusterName=lint$${set:+,$$set}" >/dev/null || { $$h lint --strict charts/kube-eip --set "clusterName=lint$${set:+,$$set}"; exit 1; }; \
+		done; \
+	done
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 CRD_DIR := deploy/crds
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## regenerate deep-copy code, CRDs, roles and admission policies (deploy/) from the code
+generate: $(CONTROLLER_GEN) helm ## regenerate deep-copy code, CRDs, roles, admission policies, the chart's generated files and docs, and the plain manifests from the code
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
 	$(CONTROLLER_GEN) rbac:roleName=kube-eip-binder paths=./binder/... output:rbac:artifacts:config=deploy/rbac/binder
 	$(CONTROLLER_GEN) rbac:roleName=kube-eip-webhook paths=./webhook/... output:rbac:artifacts:config=deploy/rbac/webhook
-	go run ./hack/manifests
+	go run ./hack/manifests -helm $(HELM4)
+	go run ./hack/chartdocs -chart charts/kube-eip README.md
 
 .PHONY: verify-generate
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR) deploy/rbac deploy/admission-policies.yaml deploy/manifests
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR) deploy/rbac deploy/admission-policies.yaml deploy/manifests \
+	charts/kube-eip/crds charts/kube-eip/files charts/kube-eip/README.md README.md
 
 verify-generate: generate ## fail if generated files are not checked in as generated
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
@@ -62,8 +96,9 @@ $(CONTROLLER_GEN):
 	mv $(BIN)/controller-gen $@
 
 .PHONY: test
-test: tools verify-generate ## unit and end-to-end tests, then bounded fuzzing (what CI runs)
+test: tools verify-generate helm-lint ## unit and end-to-end tests, then bounded fuzzing (what CI runs)
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
+	cd e2e/certmanager && go test -count=1 ./crds/
 	$(MAKE) --no-print-directory fuzz
 
 # Fuzz targets with their budgets, as execution counts: a -fuzztime given as

@@ -35,10 +35,7 @@ const (
 
 // Identities are the users of kube-eip's service accounts in namespace.
 func Identities(namespace string) webhook.Identities {
-	return webhook.Identities{
-		Webhook: webhook.ServiceAccountUser(namespace, WebhookServiceAccount),
-		Binder:  webhook.ServiceAccountUser(namespace, BinderServiceAccount),
-	}
+	return InstallIdentities(namespace, BinderServiceAccount)
 }
 
 // Roles are a component's permissions: a ClusterRole, and a Role in

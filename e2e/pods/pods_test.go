@@ -1,5 +1,5 @@
 // Package pods runs kube-eip the way users install it: pods of its image
-// from deploy/'s manifests, the webhook behind its Service, reached by the
+// from its Helm chart, the webhook behind its Service, reached by the
 // API server through the egress proxy, the binder as a Deployment. Its
 // stack is its own, since the rest of the suite runs kube-eip as
 // processes it can kill and restart.
@@ -7,8 +7,6 @@ package pods
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -28,7 +26,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-eip/kube-eip/api"
-	"github.com/kube-eip/kube-eip/certs"
 	"github.com/kube-eip/kube-eip/deploy"
 	"github.com/kube-eip/kube-eip/e2e/egress"
 	"github.com/kube-eip/kube-eip/e2e/stack"
@@ -75,7 +72,7 @@ func TestMain(m *testing.M) {
 		}
 	}, funcr.Options{})
 	start := func(ctx context.Context) (*stack.Stack, error) {
-		return stack.Start(ctx, stack.Options{Pods: true, Nodes: 2, Log: log})
+		return stack.Start(ctx, stack.Options{Pods: true, Nodes: 2, Audit: true, Log: log})
 	}
 	os.Exit(testmain.Run(m, start, func(s *stack.Stack) error {
 		env, kube = s, s.Kube
@@ -232,92 +229,6 @@ func TestLivenessRestartsAndPreviousLogs(t *testing.T) {
 	events, err := kube.CoreV1().Events(ns.Name).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
 	if err != nil || !slices.ContainsFunc(events.Items, func(e corev1.Event) bool { return e.Reason == "Killing" && strings.Contains(e.Message, "liveness") }) {
 		t.Errorf("no Killing event for the liveness probe: %v", err)
-	}
-}
-
-// Rotating the webhook's certificate (a new Secret, a new caBundle) reaches
-// the running replicas through the ..data swap of their mounted Secret:
-// they serve the new certificate without a restart, and admission works.
-func TestCertificateRotationReachesTheWebhookWithoutARestart(t *testing.T) {
-	ctx := t.Context()
-	ca, err := certs.NewCA("kube-eip-rotated-ca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := deploy.WebhookService + "." + deploy.Namespace + ".svc"
-	certPEM, keyPEM, err := ca.Issue([]string{svc, svc + ".cluster.local"}, nil, 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := kube.CoreV1().Secrets(deploy.Namespace).Get(ctx, deploy.WebhookTLSSecret, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], secret.Data["ca.crt"] = certPEM, keyPEM, ca.CertPEM()
-	if _, err := kube.CoreV1().Secrets(deploy.Namespace).Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	setCABundle(t, ca.CertPEM())
-
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.CertPEM())
-	webhooks, err := kube.CoreV1().Pods(deploy.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(deploy.Labels("webhook")).String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range webhooks.Items {
-		if p.DeletionTimestamp != nil || p.Status.PodIP == "" {
-			continue
-		}
-		testmain.Eventually(t, time.Minute, p.Name+" to serve the new certificate", func(ctx context.Context) (bool, string, error) {
-			conn, err := env.Nodes.DialPod(ctx, p.Status.PodIP, int(deploy.WebhookPort))
-			if err != nil {
-				return false, err.Error(), nil
-			}
-			defer func() { _ = conn.Close() }()
-			tc := tls.Client(conn, &tls.Config{RootCAs: pool, ServerName: svc, MinVersion: tls.VersionTLS12})
-			if err := tc.HandshakeContext(ctx); err != nil {
-				return false, err.Error(), nil
-			}
-			return true, "", nil
-		})
-		now, err := kube.CoreV1().Pods(deploy.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := now.Status.ContainerStatuses[0].RestartCount; n != 0 {
-			t.Errorf("%s restarted %d times for the rotation", p.Name, n)
-		}
-	}
-	ns := optedIn(t)
-	applyRelay(t, ns, "after-rotation")
-	if p := waitPod(t, ns, "after-rotation", "created", func(*corev1.Pod) bool { return true }); !hasWait(p) {
-		t.Error("a pod created after the rotation was not mutated")
-	}
-}
-
-func setCABundle(t *testing.T, caPEM []byte) {
-	t.Helper()
-	ctx := t.Context()
-	mw, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, deploy.WebhookConfigurationName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range mw.Webhooks {
-		mw.Webhooks[i].ClientConfig.CABundle = caPEM
-	}
-	if _, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, mw, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	vw, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, deploy.WebhookConfigurationName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range vw.Webhooks {
-		vw.Webhooks[i].ClientConfig.CABundle = caPEM
-	}
-	if _, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, vw, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -2,8 +2,7 @@ package stack
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -13,9 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/kube-eip/kube-eip/certs"
 	"github.com/kube-eip/kube-eip/deploy"
 )
 
@@ -23,9 +20,10 @@ import (
 //
 //   - process mode (Start): the webhook and the binder are processes on
 //     loopback, the webhook registered by URL as WebhookConfigurationName;
-//   - product mode (DeployProduct): deploy/'s manifests, pods of the kube-eip
-//     image behind the Service deploy.WebhookService, registered as
-//     deploy.WebhookConfigurationName.
+//   - product mode (DeployProduct): the chart (charts/kube-eip) installed
+//     with the pinned Helm, pods of the kube-eip image behind the Service
+//     deploy.WebhookService, registered as deploy.WebhookConfigurationName,
+//     the certificate from cert-manager by default.
 //
 // Both at once would mutate every pod twice and bind it with two binders
 // (the processes run without leader election), so DeployProduct refuses
@@ -37,7 +35,7 @@ type ProductOptions struct {
 	// empty means Image.
 	Image string
 	// WebhookReplicas is the webhook Deployment's size; zero keeps the
-	// manifests' default (2).
+	// chart's default (2).
 	WebhookReplicas int32
 	// ReplaceProcessMode removes the process-mode registration and stops
 	// the webhook and binder processes first. RemoveProduct does not bring
@@ -48,6 +46,10 @@ type ProductOptions struct {
 	// (wait timeout, claim TTL, the binder's tuning).
 	WebhookArgs []string
 	BinderArgs  []string
+	// Values are chart values over the stack's (its cluster name, region,
+	// image, emulator and tuning), merged key by key: {"certManager":
+	// {"enabled": false}} turns cert-manager off and keeps the rest.
+	Values map[string]any
 	// Timeout bounds the wait for the Deployments, within ctx's own
 	// deadline (default 3 minutes).
 	Timeout time.Duration
@@ -56,6 +58,7 @@ type ProductOptions struct {
 // Product is kube-eip installed in the stack's cluster as pods.
 type Product struct {
 	Namespace         string
+	Release           string
 	WebhookDeployment string
 	BinderDeployment  string
 	WebhookService    string
@@ -63,45 +66,29 @@ type Product struct {
 	// WebhookConfiguration.
 	WebhookConfigurationName string
 	// CAPEM verifies the webhook's serving certificate: the configurations'
-	// caBundle.
+	// caBundle once the install was ready.
 	CAPEM []byte
 }
 
-// productFieldManager owns, for server-side apply, what DeployProduct
-// applies.
-const productFieldManager = "kube-eip-e2e-product"
-
 // defaultProductTimeout leaves room for a cold start of both Deployments
-// on 2 shared cores: scheduling, the image's processes, cache syncs and the
-// binder's first sweep.
+// on 2 shared cores: scheduling, the image's processes, the certificate,
+// cache syncs and the binder's first sweep.
 const defaultProductTimeout = 3 * time.Minute
 
-// servingValidity is the webhook certificate's lifetime; a stack that is
-// kept reuses it (reusableServingSecret) until its last day.
-const servingValidity = 365 * 24 * time.Hour
-
-// DeployProduct installs kube-eip from deploy.Manifests, as an install
-// would: the CRDs, roles and admission policies the stack has already
-// installed are applied again unchanged, so it does not matter whether
-// setUpIdentities ran. It writes the webhook's serving certificate (Secret
-// deploy.WebhookTLSSecret, of a CA whose certificate becomes the
-// caBundle) and the emulator's credentials (Secret deploy.AWSSecret),
-// applies the manifests with server-side apply, and waits until both
-// Deployments have all their replicas available. Calling it again
-// re-applies and keeps the certificate.
+// DeployProduct installs kube-eip's chart as a user would (helm upgrade
+// --install), with the values of ProductValues, and waits until both
+// Deployments have all their replicas available and the webhook
+// configurations carry a caBundle. The stack's own setup (service
+// accounts, roles, admission policies) is taken over by the release
+// (--take-ownership). The emulator's credentials are the Secret
+// deploy.AWSSecret, written first. Calling it again upgrades the release.
 func (s *Stack) DeployProduct(ctx context.Context, o ProductOptions) (*Product, error) {
 	if err := s.leaveProcessMode(ctx, o.ReplaceProcessMode); err != nil {
 		return nil, err
 	}
 	ns := Namespace
-	// The Secrets need the namespace, and the pods the Secrets: write them
-	// before the Deployments exist, so no pod starts without its volume.
 	if err := ensure(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, s.Kube.CoreV1().Namespaces()); err != nil {
 		return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
-	}
-	caPEM, err := s.ensureServingSecret(ctx, ns)
-	if err != nil {
-		return nil, err
 	}
 	aws := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: deploy.AWSSecret, Namespace: ns},
@@ -111,37 +98,17 @@ func (s *Stack) DeployProduct(ctx context.Context, o ProductOptions) (*Product, 
 	if err := ensure(ctx, aws, s.Kube.CoreV1().Secrets(ns)); err != nil {
 		return nil, fmt.Errorf("writing Secret %s: %w", deploy.AWSSecret, err)
 	}
-
-	image := o.Image
-	if image == "" {
-		image = Image
-	}
-	objs, err := deploy.Manifests(deploy.Params{
-		Namespace:       ns,
-		Image:           image,
-		ClusterName:     ClusterName,
-		Region:          Region,
-		EC2Endpoint:     s.EC2.URL,
-		CABundle:        caPEM,
-		WebhookReplicas: o.WebhookReplicas,
-		WebhookArgs:     append(webhookTuning(s.opts), o.WebhookArgs...),
-		BinderArgs:      append(binderTuning(s.opts.Binder), o.BinderArgs...),
-	})
+	values, err := s.writeValues(Release, s.ProductValues(o))
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(s.ControlPlane.RESTConfig(), client.Options{})
+	chart, err := ChartPath()
 	if err != nil {
-		return nil, fmt.Errorf("creating a client to apply kube-eip: %w", err)
+		return nil, err
 	}
-	for _, u := range objs {
-		// Forced: the stack's own setup wrote some of these with updates,
-		// and what the manifests say wins.
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(productFieldManager), client.ForceOwnership); err != nil {
-			return nil, fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
+	if _, _, err := s.Helm(ctx, "upgrade", "--install", Release, chart, "--namespace", ns, "--take-ownership", "--values", values); err != nil {
+		return nil, err
 	}
-
 	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = defaultProductTimeout
@@ -149,8 +116,13 @@ func (s *Stack) DeployProduct(ctx context.Context, o ProductOptions) (*Product, 
 	if err := s.waitAvailable(ctx, ns, []string{deploy.WebhookDeployment, deploy.BinderDeployment}, timeout); err != nil {
 		return nil, err
 	}
+	caPEM, err := s.waitCABundle(ctx, deploy.WebhookConfigurationName, timeout)
+	if err != nil {
+		return nil, err
+	}
 	return &Product{
 		Namespace:                ns,
+		Release:                  Release,
 		WebhookDeployment:        deploy.WebhookDeployment,
 		BinderDeployment:         deploy.BinderDeployment,
 		WebhookService:           deploy.WebhookService,
@@ -159,53 +131,97 @@ func (s *Stack) DeployProduct(ctx context.Context, o ProductOptions) (*Product, 
 	}, nil
 }
 
-// RemoveProduct uninstalls what DeployProduct added on top of the stack's
-// own setup. The webhook configurations go first, so that the API server
-// is never left calling a webhook that is gone; then the Deployments,
-// waiting until their pods have exited, so that a binder being shut down
-// never works beside whatever binds next; then the Service, the budget and
-// the Secrets. The namespace, service accounts, roles, CRDs and admission
-// policies stay: the stack installed them itself and its security model
-// relies on them. Removing what is not there is not an error.
-func (s *Stack) RemoveProduct(ctx context.Context) error {
-	ns := Namespace
-	admission := s.Kube.AdmissionregistrationV1()
-	steps := []struct {
-		what string
-		del  func() error
-	}{
-		{"MutatingWebhookConfiguration " + deploy.WebhookConfigurationName, func() error {
-			return admission.MutatingWebhookConfigurations().Delete(ctx, deploy.WebhookConfigurationName, metav1.DeleteOptions{})
-		}},
-		{"ValidatingWebhookConfiguration " + deploy.WebhookConfigurationName, func() error {
-			return admission.ValidatingWebhookConfigurations().Delete(ctx, deploy.WebhookConfigurationName, metav1.DeleteOptions{})
-		}},
-		{"Deployment " + deploy.WebhookDeployment, func() error {
-			return s.Kube.AppsV1().Deployments(ns).Delete(ctx, deploy.WebhookDeployment, metav1.DeleteOptions{})
-		}},
-		{"Deployment " + deploy.BinderDeployment, func() error {
-			return s.Kube.AppsV1().Deployments(ns).Delete(ctx, deploy.BinderDeployment, metav1.DeleteOptions{})
-		}},
-		{"the product's pods", func() error { return s.waitPodsGone(ctx, ns) }},
-		{"PodDisruptionBudget " + deploy.WebhookDisruptionBudget, func() error {
-			return s.Kube.PolicyV1().PodDisruptionBudgets(ns).Delete(ctx, deploy.WebhookDisruptionBudget, metav1.DeleteOptions{})
-		}},
-		{"Service " + deploy.WebhookService, func() error {
-			return s.Kube.CoreV1().Services(ns).Delete(ctx, deploy.WebhookService, metav1.DeleteOptions{})
-		}},
-		{"Secret " + deploy.WebhookTLSSecret, func() error {
-			return s.Kube.CoreV1().Secrets(ns).Delete(ctx, deploy.WebhookTLSSecret, metav1.DeleteOptions{})
-		}},
-		{"Secret " + deploy.AWSSecret, func() error {
-			return s.Kube.CoreV1().Secrets(ns).Delete(ctx, deploy.AWSSecret, metav1.DeleteOptions{})
-		}},
+// ProductValues are the chart values DeployProduct installs with: the
+// stack's cluster name and region, its image, the emulator as EC2 and its
+// credentials, the stack's tuning, and o.Values over them.
+func (s *Stack) ProductValues(o ProductOptions) map[string]any {
+	image := o.Image
+	if image == "" {
+		image = Image
 	}
-	for _, step := range steps {
-		if err := step.del(); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("removing kube-eip's product install: %s: %w", step.what, err)
+	repo, tag, _ := strings.Cut(image, ":")
+	webhook := map[string]any{"extraArgs": append(webhookTuning(s.opts), o.WebhookArgs...)}
+	if o.WebhookReplicas > 0 {
+		webhook["replicas"] = o.WebhookReplicas
+	}
+	values := map[string]any{
+		"clusterName": ClusterName,
+		"region":      Region,
+		"image":       map[string]any{"repository": repo, "tag": tag},
+		"aws":         map[string]any{"credentialsSecret": deploy.AWSSecret},
+		"webhook":     webhook,
+		"binder": map[string]any{
+			"ec2Endpoint": s.EC2.URL,
+			"extraArgs":   append(binderTuning(s.opts.Binder), o.BinderArgs...),
+		},
+	}
+	mergeValues(values, o.Values)
+	return values
+}
+
+// mergeValues merges over into values, map by map; anything else in over
+// replaces what values has.
+func mergeValues(values, over map[string]any) {
+	for k, v := range over {
+		sub, isMap := v.(map[string]any)
+		have, hasMap := values[k].(map[string]any)
+		if isMap && hasMap {
+			mergeValues(have, sub)
+			continue
 		}
+		values[k] = v
 	}
-	return nil
+}
+
+// waitCABundle waits until every webhook of kube-eip's configurations
+// carries the same caBundle (cert-manager's injector, or the self-signed
+// source, writes it), and returns it.
+func (s *Stack) waitCABundle(ctx context.Context, name string, timeout time.Duration) ([]byte, error) {
+	var bundle []byte
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		admission := s.Kube.AdmissionregistrationV1()
+		m, err := admission.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		v, err := admission.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		var bundles [][]byte
+		for _, w := range m.Webhooks {
+			bundles = append(bundles, w.ClientConfig.CABundle)
+		}
+		for _, w := range v.Webhooks {
+			bundles = append(bundles, w.ClientConfig.CABundle)
+		}
+		for _, b := range bundles {
+			if len(b) == 0 || !bytes.Equal(b, bundles[0]) {
+				last = "a webhook has no caBundle, or not the same as the others"
+				return false, nil
+			}
+		}
+		bundle = bundles[0]
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the caBundle of webhook configurations %s (last: %s): %w", name, last, err)
+	}
+	return bundle, nil
+}
+
+// RemoveProduct uninstalls the release (helm uninstall, whose pre-delete
+// hook lets every pod and address go) and waits until kube-eip's pods
+// are gone. Helm takes what the release took over with it; the stack's
+// process mode needs Start again after this.
+func (s *Stack) RemoveProduct(ctx context.Context) error {
+	if _, _, err := s.Helm(ctx, "uninstall", Release, "--namespace", Namespace, "--wait", "--timeout", "5m"); err != nil {
+		return fmt.Errorf("removing kube-eip's product install: %w", err)
+	}
+	return s.waitPodsGone(ctx, Namespace)
 }
 
 // leaveProcessMode makes sure the process mode is not in place: it
@@ -235,84 +251,6 @@ func (s *Stack) leaveProcessMode(ctx context.Context, replace bool) error {
 	s.StopWebhook()
 	s.StopBinder()
 	return nil
-}
-
-// ensureServingSecret makes sure Secret deploy.WebhookTLSSecret holds a
-// serving pair for the webhook's Service and the CA that issued it, and
-// returns the CA. A pair already there that is good for a while longer is
-// kept: a new one would reach the pods only when their Secret volume is
-// refreshed, after the configurations had the new caBundle, and admission
-// would fail in between.
-func (s *Stack) ensureServingSecret(ctx context.Context, ns string) ([]byte, error) {
-	secrets := s.Kube.CoreV1().Secrets(ns)
-	existing, err := secrets.Get(ctx, deploy.WebhookTLSSecret, metav1.GetOptions{})
-	switch {
-	case err == nil && reusableServingSecret(existing, ns, time.Now()):
-		return existing.Data[caCertKey], nil
-	case err != nil && !apierrors.IsNotFound(err):
-		return nil, fmt.Errorf("reading Secret %s: %w", deploy.WebhookTLSSecret, err)
-	}
-	secret, err := issueServingSecret(ns)
-	if err != nil {
-		return nil, err
-	}
-	if err := ensure(ctx, secret, secrets); err != nil {
-		return nil, fmt.Errorf("writing Secret %s: %w", deploy.WebhookTLSSecret, err)
-	}
-	return secret.Data[caCertKey], nil
-}
-
-// caCertKey is where a kubernetes.io/tls Secret keeps its CA, as
-// cert-manager writes it.
-const caCertKey = "ca.crt"
-
-// servingNames are the names the API server and clients in the cluster
-// may dial the webhook's Service by; the API server uses <svc>.<ns>.svc.
-func servingNames(ns string) []string {
-	svc := deploy.WebhookService
-	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"}
-}
-
-// issueServingSecret is a kubernetes.io/tls Secret with a serving pair for
-// the webhook's Service in ns, of a fresh CA, and that CA.
-func issueServingSecret(ns string) (*corev1.Secret, error) {
-	ca, err := certs.NewCA("kube-eip-webhook-ca")
-	if err != nil {
-		return nil, err
-	}
-	certPEM, keyPEM, err := ca.Issue(servingNames(ns), nil, servingValidity)
-	if err != nil {
-		return nil, err
-	}
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: deploy.WebhookTLSSecret, Namespace: ns},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM, caCertKey: ca.CertPEM()},
-	}, nil
-}
-
-// reusableServingSecret reports whether secret holds a matching serving
-// pair, issued by its ca.crt for every one of servingNames(ns), that is
-// still valid a day from now.
-func reusableServingSecret(secret *corev1.Secret, ns string, now time.Time) bool {
-	if secret.Type != corev1.SecretTypeTLS {
-		return false
-	}
-	pair, err := tls.X509KeyPair(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
-	if err != nil || pair.Leaf == nil {
-		return false
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(secret.Data[caCertKey]) {
-		return false
-	}
-	for _, name := range servingNames(ns) {
-		opts := x509.VerifyOptions{DNSName: name, Roots: roots, CurrentTime: now.Add(24 * time.Hour), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-		if _, err := pair.Leaf.Verify(opts); err != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // credentialData is the AWSSecret's data from env (KEY=value): the keys

@@ -1,79 +1,34 @@
 package stack
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kube-eip/kube-eip/deploy"
 	"github.com/kube-eip/kube-eip/e2e/ec2sim"
 )
 
-// The serving certificate names the webhook's Service every way it may be
-// dialled, the API server's <svc>.<ns>.svc among them.
-func TestServingCertificateNamesTheService(t *testing.T) {
-	secret, err := issueServingSecret(Namespace)
-	if err != nil {
-		t.Fatal(err)
+// Values a test gives are merged map by map over the stack's: a nested
+// key replaces only itself.
+func TestMergeValues(t *testing.T) {
+	values := map[string]any{
+		"clusterName": "e2e",
+		"webhook":     map[string]any{"replicas": 2, "extraArgs": []string{"--claim-ttl=1m"}},
 	}
-	if secret.Type != corev1.SecretTypeTLS || secret.Name != deploy.WebhookTLSSecret || secret.Namespace != Namespace {
-		t.Errorf("Secret %s/%s of type %s", secret.Namespace, secret.Name, secret.Type)
+	mergeValues(values, map[string]any{
+		"webhook":     map[string]any{"failurePolicy": "Ignore", "extraArgs": []string{}},
+		"certManager": map[string]any{"enabled": false},
+	})
+	want := map[string]any{
+		"clusterName": "e2e",
+		"webhook":     map[string]any{"replicas": 2, "extraArgs": []string{}, "failurePolicy": "Ignore"},
+		"certManager": map[string]any{"enabled": false},
 	}
-	block, _ := pem.Decode(secret.Data[corev1.TLSCertKey])
-	if block == nil {
-		t.Fatal("no certificate in the Secret")
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"kube-eip-webhook", "kube-eip-webhook.kube-eip-system", "kube-eip-webhook.kube-eip-system.svc", "kube-eip-webhook.kube-eip-system.svc.cluster.local"}
-	if !slices.Equal(leaf.DNSNames, want) {
-		t.Errorf("certificate for %v, want %v", leaf.DNSNames, want)
-	}
-}
-
-// A pair already in the Secret is kept only if it still serves the
-// Service, with its own CA, for a while longer; anything else is issued
-// anew.
-func TestReusableServingSecret(t *testing.T) {
-	now := time.Now()
-	good, err := issueServingSecret(Namespace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := issueServingSecret(Namespace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reusableServingSecret(good, Namespace, now) {
-		t.Fatal("a fresh pair is not reused")
-	}
-	with := func(change func(s *corev1.Secret)) *corev1.Secret {
-		s := good.DeepCopy()
-		change(s)
-		return s
-	}
-	for name, tc := range map[string]struct {
-		secret *corev1.Secret
-		ns     string
-		now    time.Time
-	}{
-		"expiring within a day": {good, Namespace, now.Add(servingValidity - time.Hour)},
-		"another namespace":     {good, "elsewhere", now},
-		"another CA":            {with(func(s *corev1.Secret) { s.Data[caCertKey] = other.Data[caCertKey] }), Namespace, now},
-		"another key":           {with(func(s *corev1.Secret) { s.Data[corev1.TLSPrivateKeyKey] = other.Data[corev1.TLSPrivateKeyKey] }), Namespace, now},
-		"no CA":                 {with(func(s *corev1.Secret) { delete(s.Data, caCertKey) }), Namespace, now},
-		"not a TLS Secret":      {with(func(s *corev1.Secret) { s.Type = corev1.SecretTypeOpaque }), Namespace, now},
-	} {
-		if reusableServingSecret(tc.secret, tc.ns, tc.now) {
-			t.Errorf("%s: reused", name)
-		}
+	if !reflect.DeepEqual(values, want) {
+		t.Errorf("merged = %v, want %v", values, want)
 	}
 }
 

@@ -63,9 +63,10 @@ type Options struct {
 	// Binder tunes the binder (kube-eip binder), which runs unless
 	// disabled.
 	Binder BinderOptions
-	// Pods runs kube-eip as pods of its image, from deploy/'s manifests:
-	// the webhook behind a Service that the API server reaches through the
-	// egress proxy, the binder as a Deployment. Without it the webhook and
+	// Pods runs kube-eip as pods of its image, installed from its chart
+	// with the pinned Helm, its certificate from cert-manager (which the
+	// stack runs then): the webhook behind a Service that the API server
+	// reaches through the egress proxy, the binder as a Deployment. Without it the webhook and
 	// the binder are processes on loopback, which tests can kill and
 	// restart fast.
 	Pods bool
@@ -73,6 +74,9 @@ type Options struct {
 	// (make image writes bin/image/oci); empty means build it into the
 	// state directory.
 	ImageLayout string
+	// Audit writes an audit log of every request of kube-eip's service
+	// accounts (AuditedRequests).
+	Audit bool
 	// Log receives the components' logs.
 	Log logr.Logger
 }
@@ -87,6 +91,8 @@ const (
 // Stack is a running environment.
 type Stack struct {
 	ControlPlane *controlplane.ControlPlane
+	// CertManager runs with Options.Pods: its controllers and cainjector.
+	CertManager *CertManager
 	EC2          *ec2sim.Server
 	Nodes        *fakenode.Kubelet
 	// Kube and EC2Client are ready-made clients of the control plane and of
@@ -115,8 +121,10 @@ type Stack struct {
 	// runs as its own service account.
 	kubeconfigs map[string]string
 	opts        Options
-	resolver    *egress.ClusterResolver
-	stopEgress  context.CancelFunc
+	// auditDir holds the audit policy and log (Options.Audit).
+	auditDir   string
+	resolver   *egress.ClusterResolver
+	stopEgress context.CancelFunc
 }
 
 // Start brings the stack up; on error nothing is left running.
@@ -143,6 +151,15 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	cpOpts := controlplane.Options{BinDir: opts.BinDir, EgressSocket: s.Egress.SocketPath()}
 	if !s.tempDir {
 		cpOpts.Dir = filepath.Join(s.dir, "cluster")
+	}
+	if opts.Audit {
+		s.auditDir = filepath.Join(s.dir, "audit")
+		if err := os.MkdirAll(s.auditDir, 0o755); err != nil {
+			return nil, err
+		}
+		if cpOpts.ExtraAPIServerArgs, err = auditArgs(s.auditDir, Namespace); err != nil {
+			return nil, err
+		}
 	}
 	if s.ControlPlane, err = controlplane.Start(ctx, cpOpts); err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
@@ -189,6 +206,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	if opts.Pods {
+		// The chart's default certificate comes from cert-manager.
+		bin, err := CertManagerBinary()
+		if err != nil {
+			return nil, err
+		}
+		if s.CertManager, err = StartCertManager(ctx, bin, s.ControlPlane.KubeconfigPath, s.ControlPlane.LogDir); err != nil {
+			return nil, err
+		}
 		if opts.ImageLayout == "" {
 			if opts.ImageLayout, err = BuildImage(ctx, filepath.Join(s.dir, "image")); err != nil {
 				return nil, err
@@ -290,6 +315,7 @@ func (s *Stack) Stop() error {
 	if s.Nodes != nil {
 		s.Nodes.Stop()
 	}
+	s.CertManager.Stop()
 	s.StopBinder()
 	s.StopWebhook()
 	if s.EC2 != nil {
