@@ -1,8 +1,8 @@
 package stack
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"time"

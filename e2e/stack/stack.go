@@ -93,8 +93,8 @@ type Stack struct {
 	ControlPlane *controlplane.ControlPlane
 	// CertManager runs with Options.Pods: its controllers and cainjector.
 	CertManager *CertManager
-	EC2          *ec2sim.Server
-	Nodes        *fakenode.Kubelet
+	EC2         *ec2sim.Server
+	Nodes       *fakenode.Kubelet
 	// Kube and EC2Client are ready-made clients of the control plane and of
 	// the emulator (the real SDK).
 	Kube      kubernetes.Interface
