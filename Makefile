@@ -142,8 +142,9 @@ $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION):
 	mv $(BIN)/golangci-lint $@
 
 .PHONY: dev
-dev: ## start the local stack in the background, kube-eip as pods of its image (idempotent)
+dev: helm ## start the local stack in the background, kube-eip installed with its chart as pods of its image, cert-manager beside it (idempotent)
 	bash hack/build-tools.sh
+	bash hack/build-certmanager.sh
 	go build -o $(BIN)/ ./cmd/devstack ./cmd/kube-eip ./cmd/ec2sim
 	$(MAKE) --no-print-directory image
 	bash hack/dev.sh
