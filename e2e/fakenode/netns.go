@@ -2,6 +2,7 @@ package fakenode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -30,6 +31,9 @@ type podNetwork struct {
 	listeners []net.Listener
 	closed    bool
 	relays    sync.WaitGroup
+	// entries are the calls of do in flight: close waits for them before
+	// it closes fd, which they enter the namespace by.
+	entries sync.WaitGroup
 }
 
 // newPodNetwork creates a network namespace with loopback up, and the
@@ -101,6 +105,14 @@ func loopbackUp() error {
 // do runs fn on a thread inside the namespace. Sockets fn makes belong to
 // the namespace for good, whatever thread uses them later.
 func (n *podNetwork) do(fn func() error) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return errors.New("the pod's network namespace is gone")
+	}
+	n.entries.Add(1)
+	n.mu.Unlock()
+	defer n.entries.Done()
 	return onHostThread(unix.CLONE_NEWNET, func() error {
 		if err := unix.Setns(int(n.fd.Fd()), unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("entering the pod's network namespace: %w", err)
@@ -178,5 +190,6 @@ func (n *podNetwork) close() {
 		_ = ln.Close()
 	}
 	n.relays.Wait()
+	n.entries.Wait()
 	_ = n.fd.Close()
 }

@@ -82,6 +82,8 @@ const defaultProductTimeout = 3 * time.Minute
 // accounts, roles, admission policies) is taken over by the release
 // (--take-ownership). The emulator's credentials are the Secret
 // deploy.AWSSecret, written first. Calling it again upgrades the release.
+// Helm 4 applies server-side and forces conflicts with the fields the
+// stack's setup wrote: what the chart says wins.
 func (s *Stack) DeployProduct(ctx context.Context, o ProductOptions) (*Product, error) {
 	if err := s.leaveProcessMode(ctx, o.ReplaceProcessMode); err != nil {
 		return nil, err
@@ -106,7 +108,7 @@ func (s *Stack) DeployProduct(ctx context.Context, o ProductOptions) (*Product, 
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.Helm(ctx, "upgrade", "--install", Release, chart, "--namespace", ns, "--take-ownership", "--values", values); err != nil {
+	if _, _, err := s.Helm(ctx, "upgrade", "--install", Release, chart, "--namespace", ns, "--take-ownership", "--force-conflicts", "--values", values); err != nil {
 		return nil, err
 	}
 	timeout := o.Timeout
