@@ -271,7 +271,7 @@ func TestChartHooks(t *testing.T) {
 		t.Errorf("test Role %s/%s rules %+v, want pods: create", role.Namespace, role.Name, role.Rules)
 	}
 	pod := named[*corev1.Pod](t, in, helmTestNamespace)
-	if pod.Namespace != helmTestNamespace || pod.Spec.ServiceAccountName != helmTestNamespace || pod.Spec.RestartPolicy != corev1.RestartPolicyNever ||
+	if pod.Namespace != testNamespace || pod.Spec.ServiceAccountName != helmTestNamespace || pod.Spec.RestartPolicy != corev1.RestartPolicyNever ||
 		!slices.Equal(pod.Spec.Containers[0].Args, []string{"selftest", "--namespace=" + helmTestNamespace}) {
 		t.Errorf("test Pod %s/%s runs %q as %s", pod.Namespace, pod.Name, pod.Spec.Containers[0].Args, pod.Spec.ServiceAccountName)
 	}

@@ -55,6 +55,9 @@ func TestMain(m *testing.M) {
 		return stack.Start(ctx, stack.Options{
 			Log:      testLogger(),
 			ClaimTTL: claimTTL,
+			// For make test's check of the generated roles (hack/rbaccheck);
+			// benchmarks run without.
+			Audit: os.Getenv(stack.AuditDirEnv) != "",
 			// Room for the suite's addresses; AWS's buckets, ten times
 			// faster, with the binder's client limited to match.
 			EC2: ec2sim.Options{EIPQuota: accountQuota, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale},

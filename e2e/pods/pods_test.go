@@ -145,7 +145,6 @@ func hasWait(p *corev1.Pod) bool {
 // on.
 func TestTheProductAsPodsServesTheWalkthrough(t *testing.T) {
 	ns := optedIn(t)
-	before := env.Egress.Stats().Accepted[egress.KindService]
 	applyRelay(t, ns, "relay")
 	pod := waitPod(t, ns, "relay", "running with its address", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && p.Labels[api.LabelPublicIP] != ""
@@ -153,8 +152,9 @@ func TestTheProductAsPodsServesTheWalkthrough(t *testing.T) {
 	if !hasWait(pod) {
 		t.Fatalf("the pod was not mutated: init containers %v", pod.Spec.InitContainers)
 	}
-	if after := env.Egress.Stats().Accepted[egress.KindService]; after <= before {
-		t.Errorf("the proxy carried no Service connection (%d before, %d after): the webhook was not reached through its Service", before, after)
+	// The API server keeps its connection to the webhook; one is enough.
+	if n := env.Egress.Stats().Accepted[egress.KindService]; n == 0 {
+		t.Error("the proxy carried no Service connection: the webhook was not reached through its Service")
 	}
 
 	webhooks, err := kube.CoreV1().Pods(deploy.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: labels.SelectorFromSet(deploy.Labels("webhook")).String()})

@@ -121,10 +121,10 @@ type Stack struct {
 	// runs as its own service account.
 	kubeconfigs map[string]string
 	opts        Options
-	// auditDir holds the audit policy and log (Options.Audit).
-	auditDir   string
-	resolver   *egress.ClusterResolver
-	stopEgress context.CancelFunc
+	// auditDir holds the audit policy (Options.Audit), auditLog the log.
+	auditDir, auditLog string
+	resolver           *egress.ClusterResolver
+	stopEgress         context.CancelFunc
 }
 
 // Start brings the stack up; on error nothing is left running.
@@ -157,7 +157,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		if err := os.MkdirAll(s.auditDir, 0o755); err != nil {
 			return nil, err
 		}
-		if cpOpts.ExtraAPIServerArgs, err = auditArgs(s.auditDir, Namespace); err != nil {
+		if s.auditLog, err = auditLogPath(s.auditDir); err != nil {
+			return nil, err
+		}
+		if cpOpts.ExtraAPIServerArgs, err = auditArgs(s.auditDir, s.auditLog, Namespace); err != nil {
 			return nil, err
 		}
 	}
