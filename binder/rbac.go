@@ -5,12 +5,12 @@ package binder
 // records of leader election), are for leader election, and the ConfigMap is
 // its count of the account's addresses, both in kube-eip's own namespace.
 //
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch;update
-// +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch;update
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=nodes;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups=kube-eip.io,resources=eippools/status;eipreservations/status,verbs=patch;update
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eippools/status;eipreservations/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets;daemonsets,verbs=get;list
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list

@@ -102,7 +102,7 @@ func TestChartCertificateSources(t *testing.T) {
 		d := named[*appsv1.Deployment](t, in, WebhookDeployment)
 		c := onlyContainer(t, d)
 		for name, want := range map[string]string{
-			"cert-source": "self-signed", "self-signed-secret": WebhookTLSSecret, "service-name": WebhookService, "webhook-configuration": WebhookConfigurationName,
+			"cert-source": "self-signed", "self-signed-secret": SelfSignedSecret, "service-name": WebhookService, "webhook-configuration": WebhookConfigurationName,
 		} {
 			if got, _ := flag(c.Args, name); got != want {
 				t.Errorf("webhook --%s=%q, want %q", name, got, want)

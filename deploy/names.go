@@ -18,6 +18,11 @@ const (
 	// WebhookTLSSecret holds the webhook's serving certificate (type
 	// kubernetes.io/tls), for WebhookService's DNS names.
 	WebhookTLSSecret = "kube-eip-webhook-tls" //nolint:gosec // a Secret's name, not a credential
+	// SelfSignedSecret holds the self-signed source's CA and serving pair.
+	// It is not WebhookTLSSecret, so that switching certManager.enabled
+	// either way never hands cert-manager a Secret of kube-eip's (Opaque,
+	// with a CA key), nor kube-eip one of cert-manager's.
+	SelfSignedSecret = "kube-eip-webhook-self-signed" //nolint:gosec // a Secret's name, not a credential
 	// AWSSecret holds the binder's AWS credentials, under the keys of
 	// AWSCredentialKeys; it is optional, for clusters without IRSA or EKS
 	// Pod Identity.

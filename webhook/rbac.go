@@ -20,13 +20,13 @@ package webhook
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations/status,verbs=patch;update
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
 // +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update
 // +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=secrets,resourceNames=kube-eip-webhook-tls,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=secrets,resourceNames=kube-eip-webhook-self-signed,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=secrets,verbs=create
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,resourceNames=kube-eip-webhook,verbs=get;patch

@@ -59,7 +59,7 @@ func (c *certFlags) register(fs *flag.FlagSet) {
 		certSourceSelfSigned+" (kube-eip keeps its own CA in --self-signed-secret and patches the caBundle of --webhook-configuration)")
 	fs.StringVar(&c.certFile, "tls-cert-file", "/etc/kube-eip/tls/tls.crt", "serving certificate (reloaded when it changes), with --cert-source=file")
 	fs.StringVar(&c.keyFile, "tls-key-file", "/etc/kube-eip/tls/tls.key", "serving key (reloaded when it changes), with --cert-source=file")
-	fs.StringVar(&c.secret, "self-signed-secret", "kube-eip-webhook-tls", "Secret in --namespace holding the self-signed CA and serving certificate")
+	fs.StringVar(&c.secret, "self-signed-secret", "kube-eip-webhook-self-signed", "Secret in --namespace holding the self-signed CA and serving certificate")
 	fs.StringVar(&c.service, "service-name", "kube-eip-webhook", "the webhook's Service in --namespace, whose DNS names the self-signed certificate carries")
 	fs.StringVar(&c.configuration, "webhook-configuration", "kube-eip-webhook", "name of the Mutating- and ValidatingWebhookConfiguration whose caBundle the self-signed source keeps")
 }

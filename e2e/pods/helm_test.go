@@ -133,7 +133,7 @@ func TestHelmInstallUpgradeAndUninstall(t *testing.T) {
 		waitBound(t, ns, "self-signed")
 
 		before := servedSerials(t)
-		secret, err := kube.CoreV1().Secrets(deploy.Namespace).Get(ctx, deploy.WebhookTLSSecret, metav1.GetOptions{})
+		secret, err := kube.CoreV1().Secrets(deploy.Namespace).Get(ctx, deploy.SelfSignedSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func TestHelmInstallUpgradeAndUninstall(t *testing.T) {
 
 		// Deleting the Secret, too, only leads to a new one.
 		before = servedSerials(t)
-		if err := kube.CoreV1().Secrets(deploy.Namespace).Delete(ctx, deploy.WebhookTLSSecret, metav1.DeleteOptions{}); err != nil {
+		if err := kube.CoreV1().Secrets(deploy.Namespace).Delete(ctx, deploy.SelfSignedSecret, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitNewServingCertificate(t, before)
@@ -249,7 +249,7 @@ func selfSignedCA(t *testing.T) []byte {
 	t.Helper()
 	var ca []byte
 	testmain.Eventually(t, time.Minute, "the self-signed source's Secret", func(ctx context.Context) (bool, string, error) {
-		s, err := kube.CoreV1().Secrets(deploy.Namespace).Get(ctx, deploy.WebhookTLSSecret, metav1.GetOptions{})
+		s, err := kube.CoreV1().Secrets(deploy.Namespace).Get(ctx, deploy.SelfSignedSecret, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil
 		}

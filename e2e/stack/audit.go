@@ -142,8 +142,17 @@ type RoleCheck struct {
 // (deploy.RBAC) with what their service accounts asked of the API server.
 func CheckRoles(requests []Request) (RoleCheck, error) {
 	var c RoleCheck
+	// A refusal counts only if the same request was never allowed: at
+	// install the pods may start a moment before the authorizer has seen
+	// their bindings.
+	allowed := map[string]bool{}
 	for _, r := range requests {
-		if r.Forbidden {
+		if !r.Forbidden {
+			allowed[r.User+" "+r.Verb+" "+r.Group+"/"+r.Resource+"/"+r.Subresource+" "+r.Namespace] = true
+		}
+	}
+	for _, r := range requests {
+		if r.Forbidden && !allowed[r.User+" "+r.Verb+" "+r.Group+"/"+r.Resource+"/"+r.Subresource+" "+r.Namespace] {
 			c.Forbidden = append(c.Forbidden, r.User+" "+r.describe())
 		}
 	}
@@ -179,7 +188,11 @@ func unused(rules []rbacv1.PolicyRule, namespace string, requests []Request) []s
 				resource, sub, _ := strings.Cut(res, "/")
 				for _, verb := range rule.Verbs {
 					used := slices.ContainsFunc(requests, func(r Request) bool {
-						return r.Group == group && r.Resource == resource && r.Subresource == sub && r.Verb == verb &&
+						// An informer's list is a watch that streams the
+						// initial state (client-go's watch-list); the list
+						// verb stays needed for its fallback to a LIST.
+						return r.Group == group && r.Resource == resource && r.Subresource == sub &&
+							(r.Verb == verb || verb == "list" && r.Verb == "watch") &&
 							(namespace == "" || r.Namespace == namespace) &&
 							(len(rule.ResourceNames) == 0 || slices.Contains(rule.ResourceNames, r.Name))
 					})

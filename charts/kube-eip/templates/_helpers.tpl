@@ -192,6 +192,8 @@ self-signed
 {{- define "kube-eip.tlsSecret" -}}
 {{- if eq (include "kube-eip.tlsMode" .) "secret" -}}
 {{ .Values.tls.secretName }}
+{{- else if eq (include "kube-eip.tlsMode" .) "self-signed" -}}
+kube-eip-webhook-self-signed
 {{- else -}}
 kube-eip-webhook-tls
 {{- end }}
