@@ -114,7 +114,10 @@ func Uninstall(ctx context.Context, opts UninstallOptions) (UninstallReport, err
 	go func() { done <- mgr.Start(mgrCtx) }()
 	defer func() {
 		stop()
-		<-done // flushes the events
+		// Stopping flushes the events; the manager's error is then ctx's.
+		if err := <-done; err != nil && ctx.Err() == nil {
+			log.Error(err, "the uninstall's controller manager")
+		}
 	}()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return report, fmt.Errorf("the cache did not sync: %w", ctx.Err())
@@ -257,7 +260,7 @@ func stopBinder(ctx context.Context, c client.Client, namespace, name string, ti
 	}
 	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
-		return fmt.Errorf("Deployment %s/%s's selector: %w", namespace, name, err)
+		return fmt.Errorf("the selector of Deployment %s/%s: %w", namespace, name, err)
 	}
 	var left int
 	err = wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {

@@ -74,7 +74,7 @@ const (
 const (
 	secretCACert = "ca.crt"        // the current CA, which issues the next serving certificate
 	secretCAKey  = "ca.key"        // its key, PKCS#8
-	secretBundle = "ca-bundle.crt" // what the API server must trust, current CA first
+	secretBundle = "ca-bundle.crt" //nolint:gosec // a key name: what the API server must trust, current CA first
 )
 
 // SelfSignedOptions configures NewSelfSigned.

@@ -25,7 +25,7 @@ import (
 
 const (
 	testNamespace = "kube-eip-system"
-	testSecret    = "kube-eip-webhook-tls"
+	testSecret    = "kube-eip-webhook-self-signed" //nolint:gosec // a Secret's name
 	testService   = "kube-eip-webhook"
 	testConfig    = "kube-eip-webhook"
 

@@ -46,9 +46,6 @@ const (
 	BinderMetricsPort  int32 = 8080
 	// WebhookTLSDir is where WebhookTLSSecret is mounted.
 	WebhookTLSDir = "/etc/kube-eip/tls"
-	// nonRootUID is the image's user (distroless "nonroot"), the one the
-	// injected wait container runs as too.
-	nonRootUID int64 = 65532
 )
 
 // Labels selects a component's pods ("webhook" or "binder").
