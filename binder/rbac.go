@@ -2,8 +2,7 @@ package binder
 
 // The binder's permissions in the cluster, generated into deploy/rbac/binder
 // by make generate. Leases, and core events in its namespace (what controller-runtime
-// records of leader election), are for leader election, and the ConfigMap,
-// written by server-side apply alone (a patch, which creates it too), is
+// records of leader election), are for leader election, and the ConfigMap is
 // its count of the account's addresses, both in kube-eip's own namespace.
 //
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
@@ -15,6 +14,6 @@ package binder
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets;daemonsets,verbs=get;list
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list
-// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=patch
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update
 // +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=events,verbs=create;patch
