@@ -277,20 +277,9 @@ func caBundleIs(t *testing.T, ca []byte) {
 		t.Fatalf("no certificate in %q", ca)
 	}
 	testmain.Eventually(t, time.Minute, "the caBundle to hold the serving CA", func(ctx context.Context) (bool, string, error) {
-		m, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, deploy.WebhookConfigurationName, metav1.GetOptions{})
+		bundles, err := env.CABundles(ctx, deploy.WebhookConfigurationName)
 		if err != nil {
 			return false, err.Error(), nil
-		}
-		v, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, deploy.WebhookConfigurationName, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		bundles := [][]byte{}
-		for _, w := range m.Webhooks {
-			bundles = append(bundles, w.ClientConfig.CABundle)
-		}
-		for _, w := range v.Webhooks {
-			bundles = append(bundles, w.ClientConfig.CABundle)
 		}
 		for i, b := range bundles {
 			if !strings.Contains(string(b), strings.TrimSpace(string(ca))) {

@@ -182,23 +182,10 @@ func (s *Stack) waitCABundle(ctx context.Context, name string, timeout time.Dura
 	var bundle []byte
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		admission := s.Kube.AdmissionregistrationV1()
-		m, err := admission.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		bundles, err := s.CABundles(ctx, name)
 		if err != nil {
 			last = err.Error()
 			return false, nil
-		}
-		v, err := admission.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		var bundles [][]byte
-		for _, w := range m.Webhooks {
-			bundles = append(bundles, w.ClientConfig.CABundle)
-		}
-		for _, w := range v.Webhooks {
-			bundles = append(bundles, w.ClientConfig.CABundle)
 		}
 		for _, b := range bundles {
 			if len(b) == 0 || !bytes.Equal(b, bundles[0]) {
@@ -213,6 +200,28 @@ func (s *Stack) waitCABundle(ctx context.Context, name string, timeout time.Dura
 		return nil, fmt.Errorf("waiting for the caBundle of webhook configurations %s (last: %s): %w", name, last, err)
 	}
 	return bundle, nil
+}
+
+// CABundles are the caBundles of every webhook of the Mutating and the
+// Validating WebhookConfiguration name, in order.
+func (s *Stack) CABundles(ctx context.Context, name string) ([][]byte, error) {
+	admission := s.Kube.AdmissionregistrationV1()
+	m, err := admission.MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	v, err := admission.ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var bundles [][]byte
+	for _, w := range m.Webhooks {
+		bundles = append(bundles, w.ClientConfig.CABundle)
+	}
+	for _, w := range v.Webhooks {
+		bundles = append(bundles, w.ClientConfig.CABundle)
+	}
+	return bundles, nil
 }
 
 // RemoveProduct uninstalls the release (helm uninstall, whose pre-delete
