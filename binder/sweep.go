@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -309,38 +309,30 @@ func (b *Binder) sweepReservation(ctx context.Context, res *v1alpha1.EIPReservat
 	return nil
 }
 
-// controllerGone tells whether the controller a sticky address was kept
-// for no longer exists; an address without one is kept only while its pod
-// name exists.
+// controllerGone tells whether a sticky address whose pod is gone has
+// anything left to wait for. A sticky address is kept for its pod's name,
+// and of the built-in controllers only a StatefulSet brings a pod back
+// under the name it had: the address waits while the StatefulSet exists.
+// ReplicaSets, DaemonSets and Jobs name each new pod afresh, so an address
+// one of them held goes with its pod, as does one with no controller. A
+// StatefulSet whose name did not fit the tag (api.ControllerTag shortened
+// it) cannot have made the pod either: its pods' labels, which carry its
+// name, would be too long to create. Controllers of other kinds (an
+// operator's) are trusted to come back: a person decides.
 func (b *Binder) controllerGone(ctx context.Context, a Address) (bool, error) {
 	ref := a.Tags[api.TagController]
 	ns, _, _ := strings.Cut(a.Tags[api.TagOwner], "/")
 	kind, name, ok := strings.Cut(ref, "/")
-	if !ok {
+	switch {
+	case !ok, kind == "ReplicaSet", kind == "DaemonSet", kind == "Job":
 		return true, nil
-	}
-	gvk, known := controllerKinds[kind]
-	if !known {
-		return false, nil // unknown kinds are kept: a person decides
-	}
-	if strings.Contains(name, "~") {
-		// A name too long for the tag, shortened (api.ControllerTag): look
-		// among the namespace's controllers of that kind for the one it
-		// names.
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := b.APIReader.List(ctx, list, client.InNamespace(ns)); err != nil {
-			return false, fmt.Errorf("looking up %s %s in %s: %w", kind, name, ns, err)
-		}
-		for _, item := range list.Items {
-			if api.ControllerTag(kind, item.Name) == ref {
-				return false, nil
-			}
-		}
+	case kind != "StatefulSet":
+		return false, nil
+	case strings.Contains(name, "~"):
 		return true, nil
 	}
 	obj := &metav1.PartialObjectMetadata{}
-	obj.SetGroupVersionKind(gvk)
+	obj.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("StatefulSet"))
 	err := b.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
 	if err == nil {
 		return false, nil
@@ -348,14 +340,7 @@ func (b *Binder) controllerGone(ctx context.Context, a Address) (bool, error) {
 	if client.IgnoreNotFound(err) == nil {
 		return true, nil
 	}
-	return false, fmt.Errorf("looking up %s %s/%s: %w", kind, ns, name, err)
-}
-
-var controllerKinds = map[string]schema.GroupVersionKind{
-	"StatefulSet": {Group: "apps", Version: "v1", Kind: "StatefulSet"},
-	"ReplicaSet":  {Group: "apps", Version: "v1", Kind: "ReplicaSet"},
-	"DaemonSet":   {Group: "apps", Version: "v1", Kind: "DaemonSet"},
-	"Job":         {Group: "batch", Version: "v1", Kind: "Job"},
+	return false, fmt.Errorf("looking up StatefulSet %s/%s: %w", ns, name, err)
 }
 
 func (b *Binder) enqueue(p *corev1.Pod) {

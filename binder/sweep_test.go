@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
@@ -420,5 +423,50 @@ func TestSweepLeavesAnOutsidersAssociationOfAReservedAddress(t *testing.T) {
 	}
 	if a := e.address(allocID); a.AssociationID != theirs {
 		t.Errorf("the outsider's association %s was replaced by %q", theirs, a.AssociationID)
+	}
+}
+
+// A sticky address whose pod is gone waits only for what can bring a pod
+// of that name back: a StatefulSet that still exists, or a controller of a
+// kind kube-eip does not know. What a ReplicaSet, DaemonSet or Job held, or
+// no controller, or a StatefulSet too long to have made the pod, goes
+// after the grace, though the controller is there.
+func TestSweepKeepsAStickyAddressOnlyForWhatBringsItsPodBack(t *testing.T) {
+	long := strings.Repeat("s", api.MaxTagValue)
+	controllers := []client.Object{
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "db"}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: long}},
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "web-7d9c"}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "agent"}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "nightly"}},
+	}
+	tests := []struct {
+		name, controller string
+		kept             bool
+	}{
+		{name: "a StatefulSet", controller: "StatefulSet/db", kept: true},
+		{name: "a StatefulSet gone", controller: "StatefulSet/gone"},
+		{name: "a StatefulSet too long", controller: api.ControllerTag("StatefulSet", long)},
+		{name: "a ReplicaSet", controller: "ReplicaSet/web-7d9c"},
+		{name: "a DaemonSet", controller: "DaemonSet/agent"},
+		{name: "a Job", controller: "Job/nightly"},
+		{name: "an operator's", controller: "GameServer/match-1", kept: true},
+		{name: "none"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, controllers...)
+			tags := map[string]string{api.TagCluster: cluster, api.TagClaim: "claim-gone", api.TagOwner: namespace + "/gone-0", api.TagMode: string(api.ModeSticky)}
+			if tc.controller != "" {
+				tags[api.TagController] = tc.controller
+			}
+			allocID, _ := e.ec2.AddAddress(tags)
+			e.start()
+			e.clock.Step(testGrace + time.Second)
+			e.sweep()
+			if got := e.addressExists(allocID); got != tc.kept {
+				t.Errorf("controller %.40q: the address is allocated %v after the grace, want %v", tc.controller, got, tc.kept)
+			}
+		})
 	}
 }
