@@ -1,19 +1,28 @@
 package binder
 
 // The binder's permissions in the cluster, generated into deploy/rbac/binder
-// by make generate. Leases, and core events in its namespace (what controller-runtime
-// records of leader election), are for leader election, and the ConfigMap is
-// its count of the account's addresses, both in kube-eip's own namespace.
+// by make generate, each verb one that some path of the binder makes
+// (hack/rbaccheck, in make test, fails on one no suite used):
+//   - pods, nodes, namespaces, pools and reservations come from the
+//     manager's cache, so they are listed and watched, never read one by
+//     one;
+//   - a StatefulSet is read by name when a sticky address outlives its pod
+//     (controllerGone), and a ReplicaSet or Job to tell the Deployment or
+//     CronJob above a refused pod (internal/owners);
+//   - the ConfigMap, the binder's count of the account's addresses, is
+//     only ever applied: server-side apply creates it the first time;
+//   - leases, and core events in kube-eip's namespace, are leader
+//     election's: it records that a replica became the leader.
 //
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
-// +kubebuilder:rbac:groups="",resources=nodes;namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=get;list;watch
-// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=nodes;namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=list;watch
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=list;watch;delete
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools/status;eipreservations/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets;daemonsets,verbs=get;list
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list
-// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets;replicasets,verbs=get
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update
-// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=events,verbs=create

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -546,10 +547,34 @@ func TestANamespaceThatOptsOutKeepsWhatItHolds(t *testing.T) {
 		p, err := kube.CoreV1().Pods(ns).Get(ctx, "waiting", metav1.GetOptions{})
 		return err == nil && p.Status.PodIP != "", "", err
 	})
+	// A CronJob's pod waits too: its refusal is told on the CronJob.
+	nightly := eipPodTemplate("nightly", map[string]string{api.AnnotationMode: "auto"})
+	nightly.Spec.RestartPolicy = corev1.RestartPolicyNever
+	cron := &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly"},
+		Spec:       batchv1.CronJobSpec{Schedule: "0 3 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: nightly}}},
+	}
+	if _, err := kube.BatchV1().CronJobs(ns).Create(t.Context(), cron, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.Kubectl(t.Context(), "", "create", "job", "--namespace="+ns, "manual", "--from=cronjob/nightly"); err != nil {
+		t.Fatal(err)
+	}
+	var jobPod string
+	eventually(t, time.Minute, "the Job's pod has an IP", func(ctx context.Context) (bool, string, error) {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "job-name=manual"})
+		if err != nil || len(pods.Items) != 1 || pods.Items[0].Status.PodIP == "" {
+			return false, fmt.Sprint(len(pods.Items), " pods"), err
+		}
+		jobPod = pods.Items[0].Name
+		return true, "", nil
+	})
 	setOptIn(t, ns, false)
 	restartBinder(t)
 
-	wantRefusedEvent(t, ns, "waiting", fmt.Sprintf(`namespace %q has not opted in to kube-eip`, ns))
+	notOptedIn := fmt.Sprintf(`namespace %q has not opted in to kube-eip`, ns)
+	wantRefusedEvent(t, ns, "waiting", notOptedIn)
+	wantDescribed(t, ns, "cronjob", "nightly", api.EventRefused, fmt.Sprintf("Job manual: pod %s is refused: %s: %s", jobPod, api.LabelManaged, notOptedIn))
 	wantRefusedEvent(t, ns, "bound", fmt.Sprintf("; the pod keeps %s until it goes, and nothing new is bound for it", bound.Labels[api.LabelPublicIP]))
 	afterSweeps(t, 2)
 	if a := addressOf(t, bound.Annotations[api.AnnotationAllocationID]); aws.ToString(a.AssociationId) != bound.Annotations[api.AnnotationAssociationID] {
@@ -569,6 +594,7 @@ func TestANamespaceThatOptsOutKeepsWhatItHolds(t *testing.T) {
 
 	setOptIn(t, ns, true)
 	waitBound(t, ns, "app=waiting", 1)
+	waitBound(t, ns, "app=nightly", 1)
 }
 
 func setOptIn(t *testing.T, ns string, on bool) {

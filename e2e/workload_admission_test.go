@@ -143,6 +143,22 @@ func TestADeploymentLargerThanItsPoolIsAdmittedWithAWarning(t *testing.T) {
 		fmt.Sprintf(`pods are refused at creation: kube-eip.io/pool: EIPPool %q has no free address (1 in the pool, all reserved, bound or in use elsewhere)`, pool))
 }
 
+// A CronJob's pods come through its Jobs: those admission refuses are told
+// on the CronJob the user applied, through the Job (kubectl create job
+// --from makes one, owned by the CronJob, as its schedule would).
+func TestACronJobsRefusedPodsAreToldOnTheCronJob(t *testing.T) {
+	ns := newEIPNamespace(t, map[string]string{"tenant": "nightly-pool"})
+	pool := newPool(t, ns, "nightly", map[string]string{"tenant": "nightly-pool"}, 1)
+	if _, _, err := apply(t, ns, manifest("CronJob", "nightly", 2, fmt.Sprintf("kube-eip.io/mode: pool, kube-eip.io/pool: %s", pool))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.Kubectl(t.Context(), "", "create", "job", "--namespace="+ns, "manual", "--from=cronjob/nightly"); err != nil {
+		t.Fatal(err)
+	}
+	wantDescribed(t, ns, "cronjob", "nightly", "EIPRefused",
+		fmt.Sprintf(`Job manual: pods are refused at creation: kube-eip.io/pool: EIPPool %q has no free address`, pool))
+}
+
 // A Deployment without kube-eip's keys, in an opted-in namespace, never
 // reaches the webhook: its match conditions are decided in the API server.
 // The webhook's own request count says so; a Deployment with the keys,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,11 +189,8 @@ func unused(rules []rbacv1.PolicyRule, namespace string, requests []Request) []s
 				resource, sub, _ := strings.Cut(res, "/")
 				for _, verb := range rule.Verbs {
 					used := slices.ContainsFunc(requests, func(r Request) bool {
-						// An informer's list is a watch that streams the
-						// initial state (client-go's watch-list); the list
-						// verb stays needed for its fallback to a LIST.
 						return r.Group == group && r.Resource == resource && r.Subresource == sub &&
-							(r.Verb == verb || verb == "list" && r.Verb == "watch") &&
+							uses(r, verb) &&
 							(namespace == "" || r.Namespace == namespace) &&
 							(len(rule.ResourceNames) == 0 || slices.Contains(rule.ResourceNames, r.Name))
 					})
@@ -208,6 +206,25 @@ func unused(rules []rbacv1.PolicyRule, namespace string, requests []Request) []s
 		}
 	}
 	return out
+}
+
+// uses tells whether r needed verb. Two requests need a verb other than
+// their own:
+//   - an informer's list is a watch that streams the initial state
+//     (client-go's watch-list), and the list verb stays needed for its
+//     fallback to a LIST;
+//   - a server-side apply that creates its object (201 Created) is
+//     authorized as a create too, and the audit log names it a patch.
+func uses(r Request, verb string) bool {
+	switch {
+	case r.Verb == verb:
+		return true
+	case verb == "list":
+		return r.Verb == "watch"
+	case verb == "create":
+		return r.Verb == "patch" && r.Code == http.StatusCreated
+	}
+	return false
 }
 
 func (r Request) describe() string {

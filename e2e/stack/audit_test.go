@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,9 +51,11 @@ func TestCheckRolesFindsTheSpareVerbAndTheRefusal(t *testing.T) {
 		t.Fatalf("every verb used: %+v", c)
 	}
 	// One verb fewer is one spare permission; a request of another user
-	// or namespace does not stand in for it.
-	dropped := all[0]
-	rest := append([]Request{}, all[1:]...)
+	// or namespace does not stand in for it. (A list is dropped only with
+	// the watch, which uses it.)
+	i := slices.IndexFunc(all, func(r Request) bool { return r.Verb == "get" })
+	dropped := all[i]
+	rest := slices.Delete(slices.Clone(all), i, i+1)
 	other := dropped
 	other.User = "system:serviceaccount:tenant:default"
 	rest = append(rest, other)
@@ -70,5 +73,31 @@ func TestCheckRolesFindsTheSpareVerbAndTheRefusal(t *testing.T) {
 	}
 	if len(c.Forbidden) != 1 {
 		t.Errorf("forbidden = %v, want the refused request", c.Forbidden)
+	}
+}
+
+// An apply that created its object stands for the create it needed; one
+// that changed an existing object does not.
+func TestCheckRolesTakesACreatingApplyForACreate(t *testing.T) {
+	all := everyPermission(t)
+	i := slices.IndexFunc(all, func(r Request) bool { return r.Verb == "create" && r.Resource == "configmaps" })
+	if i < 0 {
+		t.Fatal("no role creates ConfigMaps")
+	}
+	apply := all[i]
+	apply.Verb = "patch"
+	rest := slices.Delete(slices.Clone(all), i, i+1)
+	for _, tc := range []struct {
+		code   int
+		unused int
+	}{{code: 201, unused: 0}, {code: 200, unused: 1}} {
+		apply.Code = tc.code
+		c, err := CheckRoles(append(slices.Clone(rest), apply))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Unused) != tc.unused {
+			t.Errorf("an apply answered %d: unused = %v, want %d", tc.code, c.Unused, tc.unused)
+		}
 	}
 }
