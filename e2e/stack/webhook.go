@@ -30,8 +30,25 @@ func freeLoopbackAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// BuildKubeEIP builds kube-eip's binary from this repository into dir.
+// make test builds kube-eip once, before the suites, and names the builds
+// in these variables: the suites run two at a time, and each building its
+// own would compile the same packages side by side (minutes, cold).
+// Without them every suite builds what it runs.
+const (
+	// BinaryEnv names a kube-eip binary built as the suites are (-race
+	// under the race detector), which BuildKubeEIP returns.
+	BinaryEnv = "KUBE_EIP_E2E_BINARY"
+	// ImageLayoutEnv names an OCI layout of the image as make image writes
+	// it, which BuildImage returns.
+	ImageLayoutEnv = "KUBE_EIP_E2E_IMAGE"
+)
+
+// BuildKubeEIP builds kube-eip's binary from this repository into dir,
+// or returns the one BinaryEnv names.
 func BuildKubeEIP(ctx context.Context, dir string) (string, error) {
+	if bin := os.Getenv(BinaryEnv); bin != "" {
+		return bin, nil
+	}
 	var flags []string
 	if raceEnabled {
 		flags = append(flags, "-race")
@@ -58,9 +75,13 @@ func goBuildKubeEIP(ctx context.Context, bin string, env []string, flags ...stri
 }
 
 // BuildImage builds the kube-eip image from this repository, as make image
-// does, into an OCI layout under dir, and returns the layout's path. The
-// binary is static and never race-enabled: the image has no libc.
+// does, into an OCI layout under dir, and returns the layout's path, or
+// returns the layout ImageLayoutEnv names. The binary is static and never
+// race-enabled: the image has no libc.
 func BuildImage(ctx context.Context, dir string) (string, error) {
+	if layout := os.Getenv(ImageLayoutEnv); layout != "" {
+		return layout, nil
+	}
 	bin, err := goBuildKubeEIP(ctx, filepath.Join(dir, "kube-eip"), []string{"CGO_ENABLED=0"}, "-trimpath")
 	if err != nil {
 		return "", err
