@@ -120,6 +120,23 @@ const (
 	// TagController is the pod's controller ("<Kind>/<name>",
 	// ControllerTag) for sticky addresses: they are kept while it exists.
 	TagController = Prefix + "controller"
+	// TagHolder is the kind of what holds the address (HolderPod,
+	// HolderNode, HolderFloating); TagOwner then names the holder: the
+	// pod, the node, or the pool of a floating address. Addresses
+	// allocated for pods before this tag existed carry a claim instead,
+	// and are a pod's.
+	TagHolder = Prefix + "holder"
+	// TagAssociation is the association the binder made of a node's
+	// address: the one association of it that is kube-eip's to undo or
+	// move. (A pod's pool address records it on its reservation.)
+	TagAssociation = Prefix + "association"
+)
+
+// The kinds of holder TagHolder names.
+const (
+	HolderPod      = "pod"
+	HolderNode     = "node"
+	HolderFloating = "floating"
 )
 
 // VPC CNI's annotation naming the branch network interface of a pod that

@@ -109,12 +109,16 @@ func (b *Binder) held(ctx context.Context, namespace string) (int, error) {
 }
 
 // lockNamespace serializes allocations within one namespace.
-func (b *Binder) lockNamespace(namespace string) func() {
+func (b *Binder) lockNamespace(namespace string) func() { return b.lockKey("namespace/" + namespace) }
+
+// lockKey serializes what is done under one key: a namespace's
+// allocations, a node pool's takes.
+func (b *Binder) lockKey(key string) func() {
 	b.mu.Lock()
-	l, ok := b.nsLocks[namespace]
+	l, ok := b.nsLocks[key]
 	if !ok {
 		l = &sync.Mutex{}
-		b.nsLocks[namespace] = l
+		b.nsLocks[key] = l
 	}
 	b.mu.Unlock()
 	l.Lock()
@@ -145,6 +149,7 @@ func (b *Binder) findUncertain(ctx context.Context, pod *corev1.Pod) (Address, b
 func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request, claim string) (Address, error) {
 	tags := map[string]string{
 		api.TagCluster: b.Cluster,
+		api.TagHolder:  api.HolderPod,
 		api.TagClaim:   claim,
 		api.TagOwner:   ownerTag(pod),
 		api.TagMode:    string(req.Mode),

@@ -56,6 +56,13 @@ type Binder struct {
 	readyOnce sync.Once
 	// requeue carries pods the sweep found drifted to the controller.
 	requeue chan event.GenericEvent
+	// nodeRequeue carries nodes the sweep found drifted, or waiting for
+	// an address of a pool that freed one, to the node controller.
+	nodeRequeue chan event.GenericEvent
+	// statusNow asks for the pools' status to be written (requestStatus).
+	statusNow chan struct{}
+	// statusMu makes one writer of pool status at a time.
+	statusMu sync.Mutex
 	// sweepNow asks for a sweep before the interval is up (an EIPPool
 	// changed); requests made while one is pending coalesce.
 	sweepNow chan struct{}
@@ -86,6 +93,8 @@ func New(cfg Config) *Binder {
 	b.ready = make(chan struct{})
 	b.requeue = make(chan event.GenericEvent, 1024)
 	b.sweepNow = make(chan struct{}, 1)
+	b.nodeRequeue = make(chan event.GenericEvent, 1024)
+	b.statusNow = make(chan struct{}, 1)
 	b.orphans = map[string]time.Time{}
 	b.seen = map[string]time.Time{}
 	b.released = newReleasedPods()

@@ -34,6 +34,9 @@ type eniInfo struct {
 	id       string
 	ips      map[string]bool
 	prefixes []netip.Prefix
+	// primaryIP is set on the instance's primary interface (device index
+	// 0) alone: its primary private IP, the node's own address.
+	primaryIP string
 }
 
 // eniResolver finds the interface of a pod's IP. It keeps each instance's
@@ -87,6 +90,36 @@ func (r *eniResolver) resolve(ctx context.Context, pod *corev1.Pod, node *corev1
 	return Target{}, fmt.Errorf("%s on instance %s: %w", ip, instance, errIPNotFound)
 }
 
+// primary returns the target of a node's own address: the primary private
+// IP of its instance's primary network interface.
+func (r *eniResolver) primary(ctx context.Context, node *corev1.Node) (Target, error) {
+	instance, err := instanceID(node)
+	if err != nil {
+		return Target{}, err
+	}
+	for _, fresh := range []bool{false, true} {
+		r.mu.Lock()
+		enis, ok := r.cache[instance]
+		r.mu.Unlock()
+		if !ok || fresh {
+			if enis, err = r.batch.Get(ctx, instance); errors.Is(err, errNoResult) {
+				return Target{}, fmt.Errorf("instance %s of node %s has no network interface", instance, node.Name)
+			} else if err != nil {
+				return Target{}, fmt.Errorf("describing the network interfaces of %s: %w", instance, err)
+			}
+			r.mu.Lock()
+			r.cache[instance] = enis
+			r.mu.Unlock()
+		}
+		for _, e := range enis {
+			if e.primaryIP != "" {
+				return Target{ENI: e.id, PrivateIP: e.primaryIP}, nil
+			}
+		}
+	}
+	return Target{}, fmt.Errorf("instance %s of node %s has no primary network interface", instance, node.Name)
+}
+
 // forget drops what is known of an instance, after EC2 refused a target.
 func (r *eniResolver) forget(node *corev1.Node) {
 	if instance, err := instanceID(node); err == nil {
@@ -100,6 +133,12 @@ func (r *eniResolver) lookup(instance string, ip netip.Addr) (Target, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.cache[instance] {
+		if e.primaryIP == ip.String() {
+			// The node's own IP, which a node pool's address may hold: a
+			// pod's never goes there (admission refuses host-network pods,
+			// the only ones with it).
+			return Target{}, false
+		}
 		if e.ips[ip.String()] {
 			return Target{ENI: e.id, PrivateIP: ip.String()}, true
 		}
@@ -114,11 +153,11 @@ func (r *eniResolver) lookup(instance string, ip netip.Addr) (Target, bool) {
 
 func describeInstanceENIs(ctx context.Context, client cloud.API, instances []string) (map[string][]eniInfo, error) {
 	out := map[string][]eniInfo{}
-	in := &ec2.DescribeNetworkInterfacesInput{
+	pages := ec2.NewDescribeNetworkInterfacesPaginator(client, &ec2.DescribeNetworkInterfacesInput{
 		Filters: []types.Filter{{Name: aws.String("attachment.instance-id"), Values: instances}},
-	}
-	for {
-		page, err := client.DescribeNetworkInterfaces(ctx, in)
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -129,6 +168,9 @@ func describeInstanceENIs(ctx context.Context, client cloud.API, instances []str
 			e := eniInfo{id: aws.ToString(ni.NetworkInterfaceId), ips: map[string]bool{}}
 			for _, ip := range ni.PrivateIpAddresses {
 				e.ips[aws.ToString(ip.PrivateIpAddress)] = true
+				if aws.ToInt32(ni.Attachment.DeviceIndex) == 0 && aws.ToBool(ip.Primary) {
+					e.primaryIP = aws.ToString(ip.PrivateIpAddress)
+				}
 			}
 			for _, p := range ni.Ipv4Prefixes {
 				if pfx, err := netip.ParsePrefix(aws.ToString(p.Ipv4Prefix)); err == nil {
@@ -138,11 +180,8 @@ func describeInstanceENIs(ctx context.Context, client cloud.API, instances []str
 			id := aws.ToString(ni.Attachment.InstanceId)
 			out[id] = append(out[id], e)
 		}
-		if page.NextToken == nil || *page.NextToken == "" {
-			return out, nil
-		}
-		in.NextToken = page.NextToken
 	}
+	return out, nil
 }
 
 // instanceID reads the EC2 instance of a node from its provider ID

@@ -34,6 +34,7 @@ import (
 const (
 	cluster    = "test"
 	nodeName   = "node-a"
+	nodeIP     = "10.0.1.5"
 	instanceA  = "i-0123456789abcdef0"
 	providerA  = "aws:///us-east-1a/" + instanceA
 	namespace  = "default"
@@ -83,7 +84,7 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, ec2: fake.New(), rec: events.NewFakeRecorder(testEvents),
 		clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
-	ips := []string{}
+	ips := []string{nodeIP} // the node's own, primary IP; the pods' follow
 	for i := 10; i <= 30; i++ {
 		ips = append(ips, "10.0.1."+strconv.Itoa(i))
 	}

@@ -30,7 +30,7 @@ func holds(addr Address, pod *corev1.Pod, res *v1alpha1.EIPReservation, cluster 
 	if res != nil && res.Name == addr.AllocationID {
 		return len(madeFor(res, pod)) == 0 && (res.Status.PodUID == "" || res.Status.PodUID == string(pod.UID))
 	}
-	if addr.Tags[api.TagCluster] != cluster || addr.Tags[api.TagClaim] == "" || addr.Tags[api.TagOwner] != ownerTag(pod) {
+	if holderKind(addr.Tags, cluster) != api.HolderPod || addr.Tags[api.TagClaim] == "" || addr.Tags[api.TagOwner] != ownerTag(pod) {
 		return false
 	}
 	if id := pod.Annotations[api.AnnotationAllocationID]; id != "" && id != addr.AllocationID {
@@ -62,18 +62,51 @@ func madeFor(res *v1alpha1.EIPReservation, pod *corev1.Pod) []string {
 // reserved pool address only the association the binder recorded on the
 // reservation. A reservation marked Bound before the binder recorded
 // association ids stands for its association.
+//
+// A node's address is a pool address the binder tagged for the node
+// (holderKind): its association is kube-eip's only if it is the one the
+// binder recorded in the address's TagAssociation.
 func ourAssociation(addr Address, res *v1alpha1.EIPReservation, cluster string) bool {
 	if addr.AssociationID == "" {
 		return false
 	}
-	if addr.Tags[api.TagCluster] == cluster && addr.Tags[api.TagClaim] != "" {
-		return true
+	switch holderKind(addr.Tags, cluster) {
+	case api.HolderPod:
+		if addr.Tags[api.TagClaim] != "" {
+			return true
+		}
+	case api.HolderNode, api.HolderFloating:
+		return addr.Tags[api.TagAssociation] == addr.AssociationID
 	}
 	if res == nil || res.Name != addr.AllocationID {
 		return false
 	}
 	recorded := res.Status.AssociationID
 	return recorded == addr.AssociationID || recorded == "" && res.Status.Phase == v1alpha1.ReservationBound
+}
+
+// holderKind is what kind of holder kube-eip's tags give an address of
+// this cluster: api.HolderPod for one allocated for a pod (a claim, and no
+// holder tag on those allocated before it was written), api.HolderNode or
+// api.HolderFloating for a pool address the binder gave a node or a
+// floating group, and "" for any other (a free pool address, a pool pod's,
+// whose reservation says who holds it, or another cluster's). Every room of
+// the binder, and the sweep, starts from this.
+func holderKind(tags map[string]string, cluster string) string {
+	if tags[api.TagCluster] != cluster {
+		return ""
+	}
+	switch k := tags[api.TagHolder]; {
+	case k == api.HolderPod, k == api.HolderNode, k == api.HolderFloating:
+		return k
+	case k != "":
+		// A kind this binder does not know (a newer one wrote it): nobody
+		// here may take or release it.
+		return k
+	case tags[api.TagClaim] != "":
+		return api.HolderPod
+	}
+	return ""
 }
 
 // holderOf finds, among the managed pods, the one that holds addr (which

@@ -168,6 +168,7 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod, g grant) (reconcile.
 		bindLatency.Observe(b.Now().Sub(first).Seconds())
 	}
 	if associated {
+		b.requestStatus()
 		binds.WithLabelValues(modeOf(pod)).Inc()
 		b.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, api.EventAssociated, "Associate",
 			"Associated %s (%s) with %s %s", addr.PublicIP, addr.AllocationID, target.ENI, target.PrivateIP)

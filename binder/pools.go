@@ -53,6 +53,18 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, all []v1a
 		exhausted.Status, exhausted.Reason = metav1.ConditionTrue, "NoFreeAddress"
 		exhausted.Message = "every address of the pool is reserved or in use; tag more Elastic IPs with the pool's selector, or configure growth"
 	}
+	if waiting := b.waitingNodes(ctx, pool); len(waiting) > 0 {
+		names := make([]string, 0, len(waiting))
+		for _, n := range waiting[:min(len(waiting), 10)] {
+			names = append(names, n.Name)
+		}
+		if len(waiting) > len(names) {
+			names = append(names, fmt.Sprintf("and %d more", len(waiting)-len(names)))
+		}
+		exhausted.Status, exhausted.Reason = metav1.ConditionTrue, "NodesWithoutAddress"
+		exhausted.Message = fmt.Sprintf("%d nodes the pool selects have no address (%s): %d of %d addresses are free; tag more Elastic IPs with the pool's selector, or configure growth",
+			len(waiting), strings.Join(names, ", "), st.Free, st.Total)
+	}
 	meta.SetStatusCondition(&st.Conditions, exhausted)
 	overlap := metav1.Condition{Type: v1alpha1.PoolConditionOverlap, Status: metav1.ConditionFalse, Reason: "NoOverlap",
 		Message: "no address of the pool is selected by another pool", ObservedGeneration: pool.Generation}
@@ -78,6 +90,81 @@ func (b *Binder) syncPool(ctx context.Context, pool *v1alpha1.EIPPool, all []v1a
 	return grown > 0, growErr
 }
 
+// statusDelay gathers the changes of a burst into one status write.
+const statusDelay = 200 * time.Millisecond
+
+// requestStatus asks for the pools' status to be written again soon from
+// the inventory and the cached reservations; it never blocks.
+func (b *Binder) requestStatus() {
+	select {
+	case b.statusNow <- struct{}{}:
+	default:
+	}
+}
+
+// runStatus writes the pools' status after each request, without asking
+// EC2: reservations made or returned, binds and nodes' takes show in well
+// under a second rather than at the next sweep.
+func (b *Binder) runStatus(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.statusNow:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(statusDelay):
+		}
+		if err := b.syncStatuses(ctx); err != nil && ctx.Err() == nil {
+			b.Log.Error(err, "writing pool status")
+		}
+	}
+}
+
+// syncStatuses writes every pool's status from what the binder knows now.
+func (b *Binder) syncStatuses(ctx context.Context) error {
+	if err := b.waitReady(ctx); err != nil {
+		return nil
+	}
+	var all v1alpha1.EIPPoolList
+	if err := b.Client.List(ctx, &all); err != nil {
+		return fmt.Errorf("listing pools: %w", err)
+	}
+	var reservations v1alpha1.EIPReservationList
+	if err := b.Client.List(ctx, &reservations); err != nil {
+		return fmt.Errorf("listing reservations: %w", err)
+	}
+	reserved := map[string]*v1alpha1.EIPReservation{}
+	for i := range reservations.Items {
+		reserved[reservations.Items[i].Name] = &reservations.Items[i]
+	}
+	return b.syncPools(ctx, all.Items, reserved)
+}
+
+// syncPools writes the status of every pool, and grows those that need
+// it. One writer at a time: the sweep and runStatus both call it, and
+// growth counts what the status shows.
+func (b *Binder) syncPools(ctx context.Context, all []v1alpha1.EIPPool, reserved map[string]*v1alpha1.EIPReservation) error {
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	var firstErr error
+	// One copy of the inventory serves every pool, unless one grew.
+	addrs := b.inv.all()
+	for i := range all {
+		grown, err := b.syncPool(ctx, &all[i], all, addrs, reserved)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if grown {
+			addrs = b.inv.all()
+		}
+	}
+	countInventory(addrs, b.Cluster)
+	return firstErr
+}
+
 // poolStatus counts a pool's addresses: reserved ones are held by a
 // reservation, bound ones are also associated, and an address associated
 // without a reservation (by someone other than kube-eip) is not free. An
@@ -99,6 +186,13 @@ func poolStatus(pool *v1alpha1.EIPPool, all []v1alpha1.EIPPool, addrs []Address,
 		pa := v1alpha1.PoolAddress{AllocationID: a.AllocationID, PublicIP: a.PublicIP}
 		st.Total++
 		switch res := reserved[a.AllocationID]; {
+		case holderKind(a.Tags, cluster) == api.HolderNode:
+			// A node pool's address, held by its node.
+			st.Reserved++
+			pa.Node = a.Tags[api.TagOwner]
+			if a.AssociationID != "" {
+				st.Bound++
+			}
 		case res != nil:
 			st.Reserved++
 			pa.StickyOwner = res.Spec.StickyOwner
@@ -128,31 +222,46 @@ func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.E
 		return 0, nil
 	}
 	need := min(g.Warm-st.Free, g.MaxAddresses-st.Total)
-	tags := maps.Clone(pool.Spec.TagSelector)
-	tags[api.TagCluster] = b.Cluster
+	unlock := b.lockKey("pool/" + pool.Name)
+	defer unlock()
 	grown := 0
 	for range max(need, 0) {
-		in := &ec2.AllocateAddressInput{
-			Domain:            types.DomainTypeVpc,
-			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeElasticIp, Tags: ec2Tags(tags)}},
-		}
-		if p := g.PublicIPv4Pool; p != "" && p != "amazon" {
-			in.PublicIpv4Pool = aws.String(p)
-		}
-		if !b.quota.tryAdmit() {
-			// Pods waiting for the quota go first; the pool grows later.
-			return grown, nil
-		}
-		out, err := b.EC2.AllocateAddress(ctx, in)
-		b.wakeAll(b.quota.done(ktypes.NamespacedName{}, err == nil, cloud.IsQuotaExceeded(err)))
-		if err != nil {
-			// A lost answer leaves an address with the pool's tags, which
-			// the next sweep counts: growth needs no token.
-			return grown, fmt.Errorf("growing pool %s: %w", pool.Name, err)
+		_, ok, err := b.growOne(ctx, pool, fmt.Sprintf("to keep %d addresses free", g.Warm))
+		if err != nil || !ok {
+			return grown, err
 		}
 		grown++
-		b.inv.put(Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), Tags: maps.Clone(tags)})
-		b.Recorder.Eventf(pool, nil, "Normal", "PoolGrown", "Allocate", "Allocated %s (%s) to keep %d addresses free", aws.ToString(out.PublicIp), aws.ToString(out.AllocationId), g.Warm)
 	}
 	return grown, nil
+}
+
+// growOne allocates one address with the pool's tags, unless pods waiting
+// for the account's quota should have it first (ok false). why ends the
+// pool's event.
+func (b *Binder) growOne(ctx context.Context, pool *v1alpha1.EIPPool, why string) (Address, bool, error) {
+	g := pool.Spec.Growth
+	tags := maps.Clone(pool.Spec.TagSelector)
+	tags[api.TagCluster] = b.Cluster
+	in := &ec2.AllocateAddressInput{
+		Domain:            types.DomainTypeVpc,
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeElasticIp, Tags: ec2Tags(tags)}},
+	}
+	if p := g.PublicIPv4Pool; p != "" && p != "amazon" {
+		in.PublicIpv4Pool = aws.String(p)
+	}
+	if !b.quota.tryAdmit() {
+		// Pods waiting for the quota go first; the pool grows later.
+		return Address{}, false, nil
+	}
+	out, err := b.EC2.AllocateAddress(ctx, in)
+	b.wakeAll(b.quota.done(ktypes.NamespacedName{}, err == nil, cloud.IsQuotaExceeded(err)))
+	if err != nil {
+		// A lost answer leaves an address with the pool's tags, which
+		// the next sweep counts: growth needs no token.
+		return Address{}, false, fmt.Errorf("growing pool %s: %w", pool.Name, err)
+	}
+	a := Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), Tags: tags}
+	b.inv.put(a)
+	b.Recorder.Eventf(pool, nil, corev1.EventTypeNormal, "PoolGrown", "Allocate", "Allocated %s (%s) %s", a.PublicIP, a.AllocationID, why)
+	return a, true, nil
 }

@@ -5,7 +5,8 @@ package binder
 // (hack/rbaccheck, in make test, fails on one no suite used):
 //   - pods, nodes, namespaces, pools and reservations come from the
 //     manager's cache, so they are listed and watched, never read one by
-//     one;
+//     one; a node of a node pool is patched with its address's label and
+//     annotation, and loses the pool's startup taint;
 //   - a StatefulSet is read by name when a sticky address outlives its pod
 //     (controllerGone), and a ReplicaSet or Job to tell the Deployment or
 //     CronJob above a refused pod (internal/owners);
@@ -16,7 +17,8 @@ package binder
 //
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
-// +kubebuilder:rbac:groups="",resources=nodes;namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=list;watch;patch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=list;watch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=list;watch;delete
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools/status;eipreservations/status,verbs=patch

@@ -58,6 +58,7 @@ func (b *Binder) release(ctx context.Context, pod *corev1.Pod) error {
 		done = disposal{outcome: "released", says: "Released to AWS"}
 	}
 	if done.outcome != "" {
+		b.requestStatus()
 		releases.WithLabelValues(done.outcome).Inc()
 		b.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, api.EventReleased, "Release", "%s %s (%s)", done.says, addr.PublicIP, addr.AllocationID)
 		log.FromContext(ctx).V(1).Info("released", "outcome", done.outcome, "allocationID", addr.AllocationID)

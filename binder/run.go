@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -123,10 +125,27 @@ func Run(ctx context.Context, opts Options) error {
 		})); err != nil {
 		return fmt.Errorf("watching pools: %w", err)
 	}
+	if err := b.SetupNodesWithManager(mgr); err != nil {
+		return err
+	}
+	// Pool status follows reservations as the webhook makes them and the
+	// binder returns them.
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("pool-status").
+		For(&v1alpha1.EIPReservation{}).
+		Complete(reconcile.Func(func(context.Context, reconcile.Request) (reconcile.Result, error) {
+			b.requestStatus()
+			return reconcile.Result{}, nil
+		})); err != nil {
+		return fmt.Errorf("watching reservations: %w", err)
+	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		return b.runSweeps(ctx, opts.SweepInterval)
 	})); err != nil {
 		return fmt.Errorf("adding the sweep: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(b.runStatus)); err != nil {
+		return fmt.Errorf("adding the pool status writer: %w", err)
 	}
 	if opts.HealthAddr != "0" && opts.HealthAddr != "" {
 		_ = mgr.AddHealthzCheck("ping", healthz.Ping)
@@ -211,6 +230,37 @@ func (b *Binder) SetupWithManager(mgr ctrl.Manager, workers int) error {
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](50*time.Millisecond, 2*time.Minute),
 		}).
 		Complete(b)
+}
+
+// SetupNodesWithManager registers the node controller: nodes as they
+// join, change labels or taints, and go; nodes the sweep requeued; and
+// every node when a pool changes.
+func (b *Binder) SetupNodesWithManager(mgr ctrl.Manager) error {
+	taintsChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, okOld := e.ObjectOld.(*corev1.Node)
+		n, okNew := e.ObjectNew.(*corev1.Node)
+		return okOld && okNew && !equality.Semantic.DeepEqual(o.Spec.Taints, n.Spec.Taints)
+	}}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("node-binder").
+		For(&corev1.Node{}, builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}, taintsChanged))).
+		WatchesRawSource(source.Channel(b.nodeRequeue, &handler.EnqueueRequestForObject{})).
+		Watches(&v1alpha1.EIPPool{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+			var list corev1.NodeList
+			if err := b.Client.List(ctx, &list); err != nil {
+				return nil
+			}
+			reqs := make([]reconcile.Request, len(list.Items))
+			for i := range list.Items {
+				reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+			}
+			return reqs
+		}), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 4,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 2*time.Minute),
+		}).
+		Complete(nodeReconciler{b})
 }
 
 // podRequests lists the managed pods that opts select, as requests.

@@ -126,14 +126,40 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 			firstErr = err
 		}
 	}
+	var nodeList corev1.NodeList
+	if err := b.Client.List(ctx, &nodeList); err != nil {
+		return true, fmt.Errorf("listing nodes: %w", err)
+	}
+	nodes := make(map[string]*corev1.Node, len(nodeList.Items))
+	for i := range nodeList.Items {
+		nodes[nodeList.Items[i].Name] = &nodeList.Items[i]
+	}
+	// Each address is decided by the room of the kind of holder kube-eip's
+	// tags give it.
 	for _, a := range b.inv.all() {
 		if a.Tags[api.TagCluster] != b.Cluster {
 			continue // a pool's address kube-eip never touched
 		}
 		live[a.AllocationID] = true
-		keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
+		switch holderKind(a.Tags, b.Cluster) {
+		case api.HolderNode:
+			keep(b.sweepNodeAddress(ctx, a, nodes, poolList.Items))
+		case api.HolderPod, "":
+			keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
+		default:
+			// Floating, or a kind a newer binder wrote: not this room's to
+			// decide, and never an orphan.
+			b.clearOrphan(a.AllocationID)
+		}
 	}
 	keep(b.sweepBoundPods(ix))
+	for i := range poolList.Items {
+		// Nodes that joined while the binder was away, or wait for an
+		// address: their reconcile takes one.
+		for _, n := range b.waitingNodes(ctx, &poolList.Items[i]) {
+			b.enqueueNode(n)
+		}
+	}
 	for _, res := range reserved {
 		keep(b.sweepReservation(ctx, res, ix))
 	}
@@ -141,16 +167,7 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 		live["reservation/"+name] = true
 	}
 	b.forgetOrphans(live)
-	// One copy of the inventory serves every pool, unless one grew.
-	addrs := b.inv.all()
-	for i := range poolList.Items {
-		grown, err := b.syncPool(ctx, &poolList.Items[i], poolList.Items, addrs, reserved)
-		keep(err)
-		if grown {
-			addrs = b.inv.all()
-		}
-	}
-	countInventory(addrs, b.Cluster)
+	keep(b.syncPools(ctx, poolList.Items, reserved))
 	return true, firstErr
 }
 

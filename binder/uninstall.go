@@ -176,7 +176,7 @@ func (b *Binder) letGo(ctx context.Context, pods []corev1.Pod) (UninstallReport,
 // allocatedByUs reports whether kube-eip allocated the address for a pod
 // (auto or sticky): its claim tag for this cluster.
 func allocatedByUs(a Address, cluster string) bool {
-	return a.Tags[api.TagCluster] == cluster && a.Tags[api.TagClaim] != ""
+	return holderKind(a.Tags, cluster) == api.HolderPod && a.Tags[api.TagClaim] != ""
 }
 
 // reservations are the reservations by name (their address's allocation

@@ -147,7 +147,7 @@ func deny(plan Plan, key, msg string) Plan {
 func candidates(pool *v1alpha1.EIPPool, owner []string, state State) []v1alpha1.PoolAddress {
 	var pinned, free []v1alpha1.PoolAddress
 	for _, a := range pool.Status.Addresses {
-		if a.AssociatedElsewhere || state.Reserved(a.AllocationID) {
+		if a.AssociatedElsewhere || a.Node != "" || state.Reserved(a.AllocationID) {
 			continue
 		}
 		switch {

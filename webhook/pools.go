@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kube-eip/kube-eip/api/authz"
@@ -31,6 +32,11 @@ func (h *PoolHandler) Handle(_ context.Context, req admission.Request) admission
 	pool := &v1alpha1.EIPPool{}
 	if err := json.Unmarshal(req.Object.Raw, pool); err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the EIPPool: %w", err))
+	}
+	if sel := pool.Spec.NodeSelector; sel != nil {
+		if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
+			return admission.Denied("spec.nodeSelector: " + err.Error())
+		}
 	}
 	if req.Operation == admissionv1.Update {
 		old := &v1alpha1.EIPPool{}

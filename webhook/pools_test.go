@@ -54,3 +54,24 @@ func TestPoolsThatShareAddressesAreRefused(t *testing.T) {
 		t.Error("an update widening the selector over another pool's was allowed")
 	}
 }
+
+// A node pool whose nodeSelector cannot select anything is refused with
+// what is wrong, rather than admitted to serve no node.
+func TestANodePoolWithABadNodeSelectorIsRefused(t *testing.T) {
+	h := &PoolHandler{Pools: fakeState{pools: map[string]*v1alpha1.EIPPool{}}}
+	p := &v1alpha1.EIPPool{ObjectMeta: metav1.ObjectMeta{Name: "egress"}, Spec: v1alpha1.EIPPoolSpec{
+		TagSelector:  map[string]string{"egress": ""},
+		NodeSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "group", Operator: "Within", Values: []string{"a"}}}},
+	}}
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{Operation: admissionv1.Create}}
+	req.Object.Raw = mustJSON(t, p)
+	resp := h.Handle(t.Context(), req)
+	if resp.Allowed || !strings.HasPrefix(resp.Result.Message, "spec.nodeSelector: ") || !strings.Contains(resp.Result.Message, "Within") {
+		t.Errorf("allowed %v, %q; want refused naming spec.nodeSelector and the operator", resp.Allowed, resp.Result.Message)
+	}
+	p.Spec.NodeSelector.MatchExpressions[0].Operator = metav1.LabelSelectorOpIn
+	req.Object.Raw = mustJSON(t, p)
+	if resp := h.Handle(t.Context(), req); !resp.Allowed {
+		t.Errorf("a good node pool was refused: %v", resp.Result)
+	}
+}

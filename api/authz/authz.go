@@ -109,6 +109,10 @@ func Pool(req *api.Request, ns *corev1.Namespace, pools Pools) (*v1alpha1.EIPPoo
 	if !ok {
 		return nil, &api.Problem{Key: api.AnnotationPool, Message: fmt.Sprintf("EIPPool %q does not exist; %s", req.Pool, openPools(ns, pools))}
 	}
+	if pool.Spec.NodeSelector != nil {
+		return nil, &api.Problem{Key: api.AnnotationPool, Message: fmt.Sprintf("EIPPool %q is a node pool: its addresses go to the nodes its nodeSelector selects, never to pods; %s",
+			pool.Name, openPools(ns, pools))}
+	}
 	if !OpenTo(pool, ns) {
 		return nil, notOpen(req, pool, ns, pools)
 	}

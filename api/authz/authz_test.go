@@ -53,6 +53,8 @@ func TestCheck(t *testing.T) {
 		pool("theirs", map[string]string{"k2": ""}, map[string]string{"tenant": "b"}),
 		pool("closed-only", map[string]string{"k3": ""}, map[string]string{"tenant": "b"}),
 		growing,
+		{ObjectMeta: metav1.ObjectMeta{Name: "egress"}, Spec: v1alpha1.EIPPoolSpec{TagSelector: map[string]string{"egress": ""},
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"group": "egress"}}}},
 	}
 	for _, tc := range []struct {
 		name    string
@@ -74,6 +76,9 @@ func TestCheck(t *testing.T) {
 		{name: "pool closed", ns: ns, req: api.Request{Mode: api.ModePool, Pool: "closed"},
 			problem: `kube-eip.io/pool: EIPPool "closed" is not open to namespace "a" (its namespaceSelector does not select it); pools open to namespace "a": grows, legacy-a, legacy-b, mine, open`},
 		{name: "pool without a selector is open to none", ns: ns, req: api.Request{Mode: api.ModePool, Pool: "unset"}, problem: `EIPPool "unset" is not open`},
+		{name: "a node pool serves no pod", ns: ns, req: api.Request{Mode: api.ModePool, Pool: "egress"},
+			problem: `kube-eip.io/pool: EIPPool "egress" is a node pool: its addresses go to the nodes its nodeSelector selects, never to pods`},
+		{name: "a node pool serves no sticky pod", ns: ns, req: api.Request{Mode: api.ModeSticky, Pool: "egress"}, problem: `is a node pool`},
 		{name: "pool missing", ns: ns, req: api.Request{Mode: api.ModePool, Pool: "nope"}, problem: `kube-eip.io/pool: EIPPool "nope" does not exist`},
 		{name: "legacy, two pools open", ns: ns, req: api.Request{Mode: api.ModePool, LegacyTagKey: "pec", Legacy: true},
 			problem: api.LegacyAnnotationTag + `: EIPPools legacy-a, legacy-b all select addresses by the tag key "pec" and are open to namespace "a"; choose one: add kube-eip.io/mode: pool and kube-eip.io/pool: <one of them>`},

@@ -19,6 +19,22 @@ import (
 // selector says.
 var allocatedForPods = []string{api.TagClaim, api.TagOwner, api.TagMode, api.TagController}
 
+// allocatedForPod reports whether kube-eip allocated the address for a pod.
+// The holder tag says so where it is written; addresses allocated before it
+// existed carry one of the pod tags. A node's or floating address names its
+// holder in TagOwner too, and stays its pool's.
+func allocatedForPod(tags map[string]string) bool {
+	if h, ok := tags[api.TagHolder]; ok {
+		return h == api.HolderPod
+	}
+	for _, k := range allocatedForPods {
+		if _, ok := tags[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Selects reports whether a pool's tag selector takes an address with
 // tags: every key of the selector present, with its value unless the
 // selector's value is empty. An empty selector takes nothing, and no
@@ -27,10 +43,8 @@ func Selects(selector, tags map[string]string) bool {
 	if len(selector) == 0 {
 		return false
 	}
-	for _, k := range allocatedForPods {
-		if _, ok := tags[k]; ok {
-			return false
-		}
+	if allocatedForPod(tags) {
+		return false
 	}
 	for k, v := range selector {
 		got, ok := tags[k]

@@ -32,6 +32,9 @@ func TestSelects(t *testing.T) {
 			map[string]string{api.TagCluster: ""}, false},
 		{"a pod's, tagged like a pool's too", map[string]string{api.TagClaim: "x", "team": "a"}, map[string]string{"team": "a"}, false},
 		{"kept for a sticky name", map[string]string{api.TagOwner: "ns/p", "team": "a"}, map[string]string{"team": "a"}, false},
+		{"held by a node: still its pool's", map[string]string{api.TagHolder: api.HolderNode, api.TagOwner: "node-a", "team": "a"}, map[string]string{"team": "a"}, true},
+		{"floating: still its pool's", map[string]string{api.TagHolder: api.HolderFloating, api.TagOwner: "vip", "team": "a"}, map[string]string{"team": "a"}, true},
+		{"allocated for a pod, holder tag first", map[string]string{api.TagHolder: api.HolderPod, "team": "a"}, map[string]string{"team": "a"}, false},
 	}
 	for _, tc := range tests {
 		if got := Selects(tc.selector, tc.tags); got != tc.want {

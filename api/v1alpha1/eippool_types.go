@@ -16,6 +16,10 @@ const (
 )
 
 // EIPPoolSpec says which Elastic IPs belong to the pool and who may use them.
+// +kubebuilder:validation:XValidation:rule="!(has(self.nodeSelector) && has(self.namespaceSelector))",message="a pool serves pods (namespaceSelector) or nodes (nodeSelector), not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.nodeSelector) || !has(self.stickyTag)",message="stickyTag pins addresses to pods; a node pool cannot have it"
+// +kubebuilder:validation:XValidation:rule="!has(self.startupTaint) || has(self.nodeSelector)",message="startupTaint is removed from nodes; it needs nodeSelector"
+// +kubebuilder:validation:XValidation:rule="has(self.nodeSelector) == has(oldSelf.nodeSelector)",message="a pool cannot switch between serving pods and serving nodes; create another pool"
 type EIPPoolSpec struct {
 	// TagSelector lists the EC2 tags an address must carry to belong to the
 	// pool. All must match; an empty value means the key must exist. Keys
@@ -31,7 +35,24 @@ type EIPPoolSpec struct {
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
-	// ReleasePolicy is what happens to an address when its pod is gone:
+	// NodeSelector makes the pool a node pool: every node it selects gets
+	// one of its addresses on the primary private IP of its primary
+	// network interface, and keeps it until the node is gone. A pool
+	// serves pods or nodes, never both, and cannot switch.
+	// +optional
+	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
+
+	// StartupTaint is the key of a taint the nodes of a node pool register
+	// with (for example with the kubelet's --register-with-taints): the
+	// binder removes it once the node's address is associated, so that
+	// workloads which must leave from a known address are scheduled only
+	// where it is.
+	// +kubebuilder:validation:MaxLength=317
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	// +optional
+	StartupTaint string `json:"startupTaint,omitempty"`
+
+	// ReleasePolicy is what happens to an address when its pod or node is gone:
 	// Retain returns it to the pool, Release gives it back to AWS.
 	// +kubebuilder:default=Retain
 	// +optional
@@ -82,6 +103,9 @@ type PoolAddress struct {
 	// pins it to a pod identity.
 	// +optional
 	StickyOwner string `json:"stickyOwner,omitempty"`
+	// Node is the node that holds the address, in a node pool.
+	// +optional
+	Node string `json:"node,omitempty"`
 	// AssociatedElsewhere is true when EC2 shows the address associated
 	// with something kube-eip did not bind; such an address is never
 	// handed out.
@@ -115,7 +139,8 @@ type EIPPoolStatus struct {
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 	// Conditions: Ready (the pool was read from EC2), Exhausted (no free
-	// address), Overlap (addresses another pool selects too).
+	// address, or in a node pool a node without one), Overlap (addresses
+	// another pool selects too).
 	// +listType=map
 	// +listMapKey=type
 	// +optional

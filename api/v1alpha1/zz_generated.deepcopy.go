@@ -83,6 +83,11 @@ func (in *EIPPoolSpec) DeepCopyInto(out *EIPPoolSpec) {
 		*out = new(v1.LabelSelector)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.NodeSelector != nil {
+		in, out := &in.NodeSelector, &out.NodeSelector
+		*out = new(v1.LabelSelector)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Growth != nil {
 		in, out := &in.Growth, &out.Growth
 		*out = new(PoolGrowth)

@@ -19,6 +19,8 @@ type API interface {
 	ReleaseAddress(ctx context.Context, in *ec2.ReleaseAddressInput, optFns ...func(*ec2.Options)) (*ec2.ReleaseAddressOutput, error)
 	DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	// DeleteTags returns a node's address to its pool: the holder tags go.
+	DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, optFns ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error)
 	// DescribeAccountAttributes reads vpc-max-elastic-ips, the account's
 	// Elastic IP quota in the region, which the Service Quotas API would
 	// also tell but only with another client, endpoint and permission.

@@ -37,6 +37,11 @@ func AWSLimits() Limits {
 		"DescribeNetworkInterfaces": describe,
 		"DescribeAccountAttributes": describe,
 		"CreateTags":                {Burst: 100, Rate: 10},
+		// EC2 counts DeleteTags with CreateTags in one bucket; the binder
+		// deletes tags only when a node's address goes back to its pool, a
+		// few calls a minute at most, so a bucket of its own does not let
+		// the pair outrun EC2's.
+		"DeleteTags": {Burst: 100, Rate: 10},
 	}
 }
 

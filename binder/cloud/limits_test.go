@@ -20,6 +20,7 @@ func TestAWSLimitsCoverAPI(t *testing.T) {
 		"DescribeNetworkInterfaces": describe,
 		"DescribeAccountAttributes": describe,
 		"CreateTags":                tags,
+		"DeleteTags":                tags,
 	}
 	got := AWSLimits()
 	if !reflect.DeepEqual(got, want) {

@@ -310,3 +310,38 @@ func (f *EC2) createTags(in *ec2.CreateTagsInput) (*ec2.CreateTagsOutput, error)
 	}
 	return &ec2.CreateTagsOutput{}, nil
 }
+
+// DeleteTags removes tags from addresses: a tag given with a value only
+// where the value matches, one given without a value whatever it is.
+func (f *EC2) DeleteTags(ctx context.Context, in *ec2.DeleteTagsInput, _ ...func(*ec2.Options)) (*ec2.DeleteTagsOutput, error) {
+	return run(ctx, f, "DeleteTags", in, f.deleteTags)
+}
+
+func (f *EC2) deleteTags(in *ec2.DeleteTagsInput) (*ec2.DeleteTagsOutput, error) {
+	if err := dryRun(in.DryRun); err != nil {
+		return nil, err
+	}
+	if len(in.Resources) == 0 {
+		return nil, missingParameter("ResourceId")
+	}
+	targets := make([]*Address, 0, len(in.Resources))
+	for _, id := range in.Resources {
+		a := f.addresses[id]
+		if !strings.HasPrefix(id, "eipalloc-") || a == nil {
+			return nil, allocationNotFound(id)
+		}
+		targets = append(targets, a)
+	}
+	for _, a := range targets {
+		if len(in.Tags) == 0 {
+			a.Tags = nil
+		}
+		for _, t := range in.Tags {
+			k := aws.ToString(t.Key)
+			if t.Value == nil || a.Tags[k] == aws.ToString(t.Value) {
+				delete(a.Tags, k)
+			}
+		}
+	}
+	return &ec2.DeleteTagsOutput{}, nil
+}

@@ -86,8 +86,9 @@ func (f *EC2) renderInterface(eni *networkInterface) types.NetworkInterface {
 	}
 	if eni.instanceID != "" {
 		out.Attachment = &types.NetworkInterfaceAttachment{
-			InstanceId: aws.String(eni.instanceID),
-			Status:     types.AttachmentStatusAttached,
+			InstanceId:  aws.String(eni.instanceID),
+			DeviceIndex: aws.Int32(eni.deviceIndex),
+			Status:      types.AttachmentStatusAttached,
 		}
 	}
 	for i, ip := range eni.privateIPs {

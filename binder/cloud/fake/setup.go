@@ -24,6 +24,9 @@ type networkInterface struct {
 	kind       types.NetworkInterfaceType
 	privateIPs []string // the primary first
 	prefixes   []netip.Prefix
+	// deviceIndex is the attachment's: the instance's first ENI is its
+	// primary, at 0.
+	deviceIndex int32
 }
 
 // holds tells whether ip is one of the ENI's private IPs or inside one of
@@ -66,6 +69,11 @@ func (f *EC2) addInterface(instanceID string, kind types.NetworkInterfaceType, p
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	eni.id = f.newID("eni")
+	for _, other := range f.enis {
+		if instanceID != "" && other.instanceID == instanceID {
+			eni.deviceIndex++
+		}
+	}
 	f.enis[eni.id] = eni
 	return eni.id
 }
