@@ -3,6 +3,7 @@ package binder
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -25,7 +27,12 @@ const DefaultSweepInterval = time.Minute
 // runSweeps sweeps once at start, which loads the inventory and lets pods
 // be bound, then every interval until ctx ends.
 func (b *Binder) runSweeps(ctx context.Context, interval time.Duration) error {
-	retry := time.Second
+	// A sweep that could not load the inventory is tried again sooner,
+	// from 1 s doubling up to the interval.
+	fresh := func() wait.Backoff {
+		return wait.Backoff{Duration: time.Second, Factor: 2, Steps: math.MaxInt32, Cap: interval}
+	}
+	retry := fresh()
 	for {
 		next := interval
 		loaded, err := b.sweep(ctx)
@@ -39,11 +46,10 @@ func (b *Binder) runSweeps(ctx context.Context, interval time.Duration) error {
 			}
 			b.Log.Error(err, "sweep failed")
 			if !loaded {
-				next = min(retry, interval)
-				retry = min(2*retry, interval)
+				next = min(retry.Step(), interval)
 			}
 		} else {
-			retry = time.Second
+			retry = fresh()
 		}
 		select {
 		case <-ctx.Done():
