@@ -126,10 +126,13 @@ const (
 	// allocated for pods before this tag existed carry a claim instead,
 	// and are a pod's.
 	TagHolder = Prefix + "holder"
-	// TagAssociation is the association the binder made of a node's
-	// address: the one association of it that is kube-eip's to undo or
-	// move. (A pod's pool address records it on its reservation.)
+	// TagAssociation is the association the binder made of a node's or a
+	// floating address: the one association of it that is kube-eip's to
+	// undo or move. (A pod's pool address records it on its reservation.)
 	TagAssociation = Prefix + "association"
+	// TagNode is the node a floating address is on, as the binder put it
+	// there: the one holder it may move the address from.
+	TagNode = Prefix + "node"
 )
 
 // The kinds of holder TagHolder names.

@@ -60,7 +60,8 @@ type env struct {
 	rec    *events.FakeRecorder
 	clock  *clocktesting.FakeClock
 	b      *Binder
-	// eni is node-a's ENI, holding 10.0.1.10 (primary) to 10.0.1.30.
+	// eni is node-a's ENI, holding nodeIP (primary) and 10.0.1.10 to
+	// 10.0.1.30.
 	eni string
 }
 

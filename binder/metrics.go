@@ -44,8 +44,17 @@ var (
 		Namespace: "kube_eip", Subsystem: "binder", Name: "addresses",
 		Help: "Addresses the binder tracks, by state (associated, idle).",
 	}, []string{"state"})
+	failovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "floating_failovers_total",
+		Help: "Floating addresses moved off a failed node, by why (lease, not_ready, cordoned, removed, other).",
+	}, []string{"reason"})
+	failoverDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "floating_failover_seconds",
+		Help:    "From the failed holder's last Lease renewal to the floating address's association with the new one.",
+		Buckets: []float64{1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 120},
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, refusals, quotaFull, quotaWaiting, inventorySize)
+	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, refusals, quotaFull, quotaWaiting, inventorySize, failovers, failoverDuration)
 }

@@ -157,13 +157,14 @@ func (r nodeReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	return reconcile.Result{}, nil
 }
 
-// nodePoolsOf lists the node pools whose nodeSelector selects node.
+// nodePoolsOf lists the node pools (one address per node, not floating)
+// whose nodeSelector selects node.
 func nodePoolsOf(node *corev1.Node, all []v1alpha1.EIPPool) []*v1alpha1.EIPPool {
 	var out []*v1alpha1.EIPPool
 	for i := range all {
 		p := &all[i]
-		if p.Spec.NodeSelector == nil {
-			continue
+		if p.Spec.NodeSelector == nil || p.Spec.Floating != nil {
+			continue // not a pool of one address per node
 		}
 		sel, err := metav1.LabelSelectorAsSelector(p.Spec.NodeSelector)
 		if err == nil && sel.Matches(labels.Set(node.Labels)) {
@@ -350,18 +351,9 @@ func (b *Binder) freeNodeAddresses(ctx context.Context, name string, addrs []Add
 				continue
 			}
 		}
-		if _, err := b.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{a.AllocationID}, Tags: []types.Tag{
-			{Key: aws.String(api.TagHolder), Value: aws.String(api.HolderNode)},
-			{Key: aws.String(api.TagOwner), Value: aws.String(name)},
-			{Key: aws.String(api.TagAssociation)},
-		}}); err != nil && !cloud.IsNotFound(err) {
+		if err := b.untagHolder(ctx, a); err != nil {
 			return fmt.Errorf("returning %s (%s) of node %s to its pool: %w", a.PublicIP, a.AllocationID, name, err)
 		}
-		b.inv.update(a.AllocationID, func(x *Address) {
-			delete(x.Tags, api.TagHolder)
-			delete(x.Tags, api.TagOwner)
-			delete(x.Tags, api.TagAssociation)
-		})
 		releases.WithLabelValues("returned").Inc()
 		log.FromContext(ctx).Info("returned a node's address to its pool", "node", name, "publicIP", a.PublicIP, "allocationID", a.AllocationID, "why", why)
 		if pool != nil {
@@ -372,6 +364,33 @@ func (b *Binder) freeNodeAddresses(ctx context.Context, name string, addrs []Add
 	if len(addrs) > 0 {
 		b.requestStatus()
 	}
+	return nil
+}
+
+// holderTags are the tags that make a pool's address a node's or a
+// floating group's; without them it is free in its pool.
+var holderTags = []string{api.TagHolder, api.TagOwner, api.TagAssociation, api.TagNode}
+
+// untagHolder returns a pool's address to its pool: its holder tags go.
+// The holder and owner are deleted only with the values they have, so
+// that nothing written for another holder meanwhile is lost.
+func (b *Binder) untagHolder(ctx context.Context, a Address) error {
+	tags := make([]types.Tag, 0, len(holderTags))
+	for _, k := range holderTags {
+		t := types.Tag{Key: aws.String(k)}
+		if v, ok := a.Tags[k]; ok && (k == api.TagHolder || k == api.TagOwner) {
+			t.Value = aws.String(v)
+		}
+		tags = append(tags, t)
+	}
+	if _, err := b.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{a.AllocationID}, Tags: tags}); err != nil && !cloud.IsNotFound(err) {
+		return err
+	}
+	b.inv.update(a.AllocationID, func(x *Address) {
+		for _, k := range holderTags {
+			delete(x.Tags, k)
+		}
+	})
 	return nil
 }
 
@@ -386,7 +405,7 @@ func (b *Binder) wakeNodes(pool *v1alpha1.EIPPool) {
 // waitingNodes lists the nodes a node pool alone selects that hold no
 // address, by name.
 func (b *Binder) waitingNodes(ctx context.Context, pool *v1alpha1.EIPPool) []*corev1.Node {
-	if pool.Spec.NodeSelector == nil {
+	if pool.Spec.NodeSelector == nil || pool.Spec.Floating != nil {
 		return nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(pool.Spec.NodeSelector)

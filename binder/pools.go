@@ -193,6 +193,13 @@ func poolStatus(pool *v1alpha1.EIPPool, all []v1alpha1.EIPPool, addrs []Address,
 			if a.AssociationID != "" {
 				st.Bound++
 			}
+		case holderKind(a.Tags, cluster) == api.HolderFloating:
+			// A floating address, on the node the binder put it on.
+			st.Reserved++
+			pa.Node = a.Tags[api.TagNode]
+			if a.AssociationID != "" {
+				st.Bound++
+			}
 		case res != nil:
 			st.Reserved++
 			pa.StickyOwner = res.Spec.StickyOwner

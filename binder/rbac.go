@@ -13,7 +13,10 @@ package binder
 //   - the ConfigMap, the binder's count of the account's addresses, is
 //     only ever applied: server-side apply creates it the first time;
 //   - leases, and core events in kube-eip's namespace, are leader
-//     election's: it records that a replica became the leader.
+//     election's: it records that a replica became the leader;
+//   - the nodes' leases are watched for floating addresses. The cache
+//     lists kube-node-lease alone, but the rule is the ClusterRole's: the
+//     chart has one Role, in its own namespace.
 //
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
@@ -27,4 +30,5 @@ package binder
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
 // +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=configmaps,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kube-eip-system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=list;watch
 // +kubebuilder:rbac:groups="",namespace=kube-eip-system,resources=events,verbs=create

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
@@ -128,6 +129,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := b.SetupNodesWithManager(mgr); err != nil {
 		return err
 	}
+	if err := b.SetupFloatingWithManager(mgr); err != nil {
+		return err
+	}
 	// Pool status follows reservations as the webhook makes them and the
 	// binder returns them.
 	if err := ctrl.NewControllerManagedBy(mgr).
@@ -195,6 +199,8 @@ func newManager(ctx context.Context, opts Options) (manager.Manager, error) {
 			// Managed pods only: the cluster's other pods cost nothing.
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{api.LabelManaged: "true"})},
+				// The nodes' heartbeats, which floating addresses follow.
+				&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{corev1.NamespaceNodeLease: {}}},
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
@@ -261,6 +267,35 @@ func (b *Binder) SetupNodesWithManager(mgr ctrl.Manager) error {
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 2*time.Minute),
 		}).
 		Complete(nodeReconciler{b})
+}
+
+// SetupFloatingWithManager registers the floating controller, one
+// reconcile per pool: pools as they change, and the floating pools
+// whenever a node or a node's Lease changes.
+func (b *Binder) SetupFloatingWithManager(mgr ctrl.Manager) error {
+	floatingPools := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		var list v1alpha1.EIPPoolList
+		if err := b.Client.List(ctx, &list); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			if list.Items[i].Spec.Floating != nil {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+		return reqs
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("floating").
+		For(&v1alpha1.EIPPool{}).
+		Watches(&corev1.Node{}, floatingPools).
+		Watches(&coordinationv1.Lease{}, floatingPools).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 2,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](50*time.Millisecond, 30*time.Second),
+		}).
+		Complete(floatingReconciler{b})
 }
 
 // podRequests lists the managed pods that opts select, as requests.

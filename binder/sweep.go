@@ -152,9 +152,16 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 			keep(b.sweepNodeAddress(ctx, a, nodes, poolList.Items))
 		case api.HolderPod, "":
 			keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
+		case api.HolderFloating:
+			// The floating room keeps it placed; an address of a pool that
+			// is gone or no longer floats comes back.
+			b.clearOrphan(a.AllocationID)
+			if p := poolNamed(poolList.Items, a.Tags[api.TagOwner]); p == nil || p.Spec.Floating == nil {
+				keep(b.returnFloating(ctx, a.Tags[api.TagOwner], poolList.Items))
+			}
 		default:
-			// Floating, or a kind a newer binder wrote: not this room's to
-			// decide, and never an orphan.
+			// A kind a newer binder wrote: not this binder's to decide, and
+			// never an orphan.
 			b.clearOrphan(a.AllocationID)
 		}
 	}
@@ -416,6 +423,15 @@ func countInventory(addrs []Address, cluster string) {
 	}
 	inventorySize.WithLabelValues("associated").Set(assoc)
 	inventorySize.WithLabelValues("idle").Set(idle)
+}
+
+func poolNamed(all []v1alpha1.EIPPool, name string) *v1alpha1.EIPPool {
+	for i := range all {
+		if all[i].Name == name {
+			return &all[i]
+		}
+	}
+	return nil
 }
 
 func inAnyPool(a Address, all []v1alpha1.EIPPool) bool {

@@ -20,6 +20,9 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.nodeSelector) || !has(self.stickyTag)",message="stickyTag pins addresses to pods; a node pool cannot have it"
 // +kubebuilder:validation:XValidation:rule="!has(self.startupTaint) || has(self.nodeSelector)",message="startupTaint is removed from nodes; it needs nodeSelector"
 // +kubebuilder:validation:XValidation:rule="has(self.nodeSelector) == has(oldSelf.nodeSelector)",message="a pool cannot switch between serving pods and serving nodes; create another pool"
+// +kubebuilder:validation:XValidation:rule="!has(self.floating) || has(self.nodeSelector)",message="floating addresses move between nodes; floating needs nodeSelector"
+// +kubebuilder:validation:XValidation:rule="!has(self.floating) || !has(self.startupTaint)",message="a floating pool's nodes do not each get an address; startupTaint is for node pools that are not floating"
+// +kubebuilder:validation:XValidation:rule="has(self.floating) == has(oldSelf.floating)",message="a node pool cannot switch between floating and one address per node; create another pool"
 type EIPPoolSpec struct {
 	// TagSelector lists the EC2 tags an address must carry to belong to the
 	// pool. All must match; an empty value means the key must exist. Keys
@@ -51,6 +54,13 @@ type EIPPoolSpec struct {
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
 	// +optional
 	StartupTaint string `json:"startupTaint,omitempty"`
+
+	// Floating makes a node pool's addresses float: instead of one per
+	// node, each of the pool's addresses is kept on one healthy node of
+	// those nodeSelector selects, and moves to another when that node stops
+	// renewing its Lease, turns NotReady, is cordoned or drained, or goes.
+	// +optional
+	Floating *FloatingSpec `json:"floating,omitempty"`
 
 	// ReleasePolicy is what happens to an address when its pod or node is gone:
 	// Retain returns it to the pool, Release gives it back to AWS.
@@ -91,6 +101,21 @@ type PoolGrowth struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Warm int32 `json:"warm,omitempty"`
+}
+
+// FloatingSpec tunes how fast a floating address leaves a failed node.
+type FloatingSpec struct {
+	// MissedRenewals is how many renewals of its Lease in kube-node-lease
+	// the holding node may miss before the address moves. The kubelet
+	// renews every quarter of the Lease's duration: 10 s by default, so the
+	// default 2 moves an address about 20 s after the node's last
+	// heartbeat, where the node controller would mark it NotReady after
+	// 40 s and evict its pods minutes later.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=12
+	// +kubebuilder:default=2
+	// +optional
+	MissedRenewals int32 `json:"missedRenewals,omitempty"`
 }
 
 // PoolAddress is one Elastic IP of a pool, as last seen in EC2.

@@ -3,6 +3,7 @@ package fakenode
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,7 +104,7 @@ func (k *Kubelet) nodeObject(inst instance) *corev1.Node {
 	name := nodeName(inst)
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	capacity := k.capacity(inst.Type)
-	return &corev1.Node{
+	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name,
 			Labels: map[string]string{
@@ -118,7 +119,7 @@ func (k *Kubelet) nodeObject(inst instance) *corev1.Node {
 				"eks.amazonaws.com/capacityType": "ON_DEMAND",
 			},
 		},
-		Spec: corev1.NodeSpec{ProviderID: providerID(inst)},
+		Spec: corev1.NodeSpec{ProviderID: providerID(inst), Taints: slices.Clone(k.opts.Taints)},
 		Status: corev1.NodeStatus{
 			Capacity:    capacity,
 			Allocatable: capacity,
@@ -143,6 +144,12 @@ func (k *Kubelet) nodeObject(inst instance) *corev1.Node {
 			},
 		},
 	}
+	for k, v := range k.opts.Labels {
+		if _, own := n.Labels[k]; !own {
+			n.Labels[k] = v
+		}
+	}
+	return n
 }
 
 // nodeConditions are the conditions a healthy kubelet posts, keeping the

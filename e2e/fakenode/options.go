@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"net/netip"
 	"regexp"
 	"time"
@@ -30,6 +31,12 @@ type Options struct {
 	// different groups share a cluster and an emulator without touching each
 	// other's nodes. Empty means "default".
 	Group string
+	// Labels are added to the nodes' own, as the kubelet's --node-labels
+	// adds them.
+	Labels map[string]string
+	// Taints are the nodes' taints when they register, as the kubelet's
+	// --register-with-taints gives them.
+	Taints []corev1.Taint
 	// ClusterName goes into the instances' cluster tags; empty means
 	// "kube-eip-dev", the emulator's default.
 	ClusterName string

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -350,6 +351,10 @@ type NodeGroup struct {
 	// CNI tunes how the fake VPC CNI keeps freed addresses; the zero value
 	// is the VPC CNI's warm pool with its 30s cooldown.
 	CNI fakenode.CNIOptions
+	// Labels and Taints are the nodes' own as they register, as the
+	// kubelet's --node-labels and --register-with-taints give them.
+	Labels map[string]string
+	Taints []corev1.Taint
 }
 
 // StartNodeGroup starts another set of fake nodes, like a second EKS node
@@ -359,7 +364,7 @@ func (s *Stack) StartNodeGroup(ctx context.Context, g NodeGroup) (*fakenode.Kube
 	if err != nil {
 		return nil, err
 	}
-	o.Group = g.Name
+	o.Group, o.Labels, o.Taints = g.Name, g.Labels, g.Taints
 	return s.startNodes(ctx, o)
 }
 

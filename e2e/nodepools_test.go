@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-eip/kube-eip/api"
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/e2e/ec2sim"
+	"github.com/kube-eip/kube-eip/e2e/fakenode"
+	"github.com/kube-eip/kube-eip/e2e/stack"
+)
+
+// nodeHolding is what the emulator shows on a node's primary IP.
+type nodeHolding struct {
+	allocID, assocID, publicIP string
+	tags                       map[string]string
+}
+
+// onPrimaryIPs reads, from the emulator, the Elastic IP on each node's
+// primary ENI and primary private IP.
+func onPrimaryIPs(nodes []fakenode.NodeInfo) map[string]nodeHolding {
+	state := env.EC2.Snapshot()
+	out := map[string]nodeHolding{}
+	for _, n := range nodes {
+		for _, a := range state.Addresses {
+			if a.NetworkInterfaceID == n.ENIID && a.PrivateIPAddress == n.PrivateIP && a.AssociationID != "" {
+				out[n.Name] = nodeHolding{allocID: a.AllocationID, assocID: a.AssociationID, publicIP: a.PublicIP, tags: a.Tags}
+			}
+		}
+	}
+	return out
+}
+
+func addressByID(state ec2sim.State, id string) (ec2sim.Address, bool) {
+	for _, a := range state.Addresses {
+		if a.AllocationID == id {
+			return a, true
+		}
+	}
+	return ec2sim.Address{}, false
+}
+
+// nodeEvents lists the reasons and notes of the events about a node.
+func nodeEvents(ctx context.Context, name string) ([]string, error) {
+	list, err := kube.EventsV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "regarding.kind=Node,regarding.name=" + name})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Type+" "+e.Reason+": "+e.Note)
+	}
+	return out, nil
+}
+
+// The node pool story: a group of three gets three distinct addresses of
+// its pool on their primary IPs, each node losing its startup taint only
+// once its address is there; a fourth node finds the pool exhausted and
+// is told, until an address is added; a deleted node gives its address
+// back; and a binder restart moves nothing.
+func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
+	ctx := t.Context()
+	id := strings.ToLower(rand.Text()[:6])
+	tags := map[string]string{"e2e.kube-eip.io/pool": "egress-" + id}
+	ids := allocateTagged(t, tags, 3)
+	groupLabel := map[string]string{"e2e.kube-eip.io/egress": id}
+	taint := corev1.Taint{Key: "e2e.kube-eip.io/egress-pending", Value: "true", Effect: corev1.TaintEffectNoSchedule}
+
+	pool := &v1alpha1.EIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "egress-" + id},
+		Spec: v1alpha1.EIPPoolSpec{TagSelector: tags, NodeSelector: &metav1.LabelSelector{MatchLabels: groupLabel},
+			StartupTaint: taint.Key, ReleasePolicy: v1alpha1.ReleasePolicyRetain},
+	}
+	if err := crClient.Create(ctx, pool); err != nil {
+		t.Fatalf("creating the node pool: %v", err)
+	}
+	group, err := env.StartNodeGroup(ctx, stack.NodeGroup{Name: "egress-" + id, Nodes: 3, Labels: groupLabel, Taints: []corev1.Taint{taint}})
+	if err != nil {
+		t.Fatalf("starting the node group: %v", err)
+	}
+	var extra *fakenode.Kubelet
+	t.Cleanup(func() { cleanUpNodePool(t, pool, ids, group, extra) })
+
+	// Three nodes, three distinct addresses of the pool, each on its own
+	// primary IP; a node's taint gone only where the address is.
+	var bound map[string]nodeHolding
+	eventually(t, time.Minute, "every node of the group bound", func(ctx context.Context) (bool, string, error) {
+		bound = onPrimaryIPs(group.Nodes())
+		for _, n := range group.Nodes() {
+			node, err := kube.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, "", err
+			}
+			tainted := slices.ContainsFunc(node.Spec.Taints, func(x corev1.Taint) bool { return x.Key == taint.Key })
+			h, ok := bound[n.Name]
+			if !tainted && !ok {
+				return false, "", fmt.Errorf("node %s lost its startup taint with no address on its primary IP %s", n.Name, n.PrivateIP)
+			}
+			if !ok || tainted || node.Labels[api.LabelPublicIP] != h.publicIP {
+				return false, fmt.Sprintf("node %s: address %+v, tainted %v, labels %v", n.Name, h, tainted, node.Labels), nil
+			}
+		}
+		return true, "", nil
+	})
+	seen := map[string]string{}
+	for name, h := range bound {
+		if other, dup := seen[h.allocID]; dup {
+			t.Fatalf("nodes %s and %s both hold %s", other, name, h.allocID)
+		}
+		seen[h.allocID] = name
+		if !slices.Contains(ids, h.allocID) || h.tags[api.TagHolder] != api.HolderNode || h.tags[api.TagOwner] != name {
+			t.Errorf("node %s holds %s with tags %v; want one of the pool's, tagged for the node", name, h.allocID, h.tags)
+		}
+	}
+	waitPoolStatus(t, pool.Name, "shows the three nodes", func(st v1alpha1.EIPPoolStatus) bool {
+		return st.Total == 3 && st.Bound == 3 && st.Free == 0
+	})
+
+	// A restarted binder reads the holders back: nothing moves.
+	env.KillBinder()
+	if err := env.StartBinder(ctx); err != nil {
+		t.Fatalf("restarting the binder: %v", err)
+	}
+	afterSweeps(t, 2)
+	if got := onPrimaryIPs(group.Nodes()); !maps.EqualFunc(got, bound, func(a, b nodeHolding) bool { return a.assocID == b.assocID }) {
+		t.Fatalf("a binder restart moved node addresses: before %v, after %v", bound, got)
+	}
+
+	// A fourth node: the pool has nothing for it, and says so.
+	extra, err = env.StartNodeGroup(ctx, stack.NodeGroup{Name: "egress-more-" + id, Nodes: 1, Labels: groupLabel, Taints: []corev1.Taint{taint}})
+	if err != nil {
+		t.Fatalf("starting a fourth node: %v", err)
+	}
+	fourth := extra.Nodes()[0]
+	eventually(t, time.Minute, "the fourth node told the pool is exhausted", func(ctx context.Context) (bool, string, error) {
+		evs, err := nodeEvents(ctx, fourth.Name)
+		if err != nil {
+			return false, "", err
+		}
+		p := getPool(t, pool.Name)
+		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.PoolConditionExhausted)
+		told := slices.ContainsFunc(evs, func(e string) bool { return strings.HasPrefix(e, "Warning EIPPoolExhausted: pool "+pool.Name) })
+		flagged := c != nil && c.Status == metav1.ConditionTrue && c.Reason == "NodesWithoutAddress" && strings.Contains(c.Message, fourth.Name)
+		return told && flagged, fmt.Sprintf("events %q, condition %+v", evs, c), nil
+	})
+	if got := onPrimaryIPs(extra.Nodes()); len(got) != 0 {
+		t.Fatalf("the fourth node holds %v from a pool of three", got)
+	}
+
+	// Adding an address to the pool gives the fourth node one.
+	ids = append(ids, allocateTagged(t, tags, 1)...)
+	eventually(t, time.Minute, "the fourth node bound once the pool grew", func(ctx context.Context) (bool, string, error) {
+		got := onPrimaryIPs(extra.Nodes())
+		return got[fourth.Name].allocID == ids[3], fmt.Sprintf("%v", got), nil
+	})
+
+	// Deleting a node returns its address to the pool.
+	gone := group.Nodes()[0]
+	freed := bound[gone.Name].allocID
+	if err := kube.CoreV1().Nodes().Delete(ctx, gone.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("deleting node %s: %v", gone.Name, err)
+	}
+	eventually(t, time.Minute, "the deleted node's address back in the pool", func(ctx context.Context) (bool, string, error) {
+		a, ok := addressByID(env.EC2.Snapshot(), freed)
+		if !ok {
+			return false, "", fmt.Errorf("the pool's address %s was released", freed)
+		}
+		return a.AssociationID == "" && a.Tags[api.TagHolder] == "" && a.Tags[api.TagOwner] == "", fmt.Sprintf("%+v", a), nil
+	})
+	waitPoolStatus(t, pool.Name, "shows one free address", func(st v1alpha1.EIPPoolStatus) bool {
+		return st.Total == 4 && st.Bound == 3 && st.Free == 1
+	})
+	for name, h := range onPrimaryIPs(append(group.Nodes(), extra.Nodes()...)) {
+		if before, ok := bound[name]; ok && before.assocID != h.assocID {
+			t.Errorf("node %s's address moved while another node went", name)
+		}
+	}
+}
+
+// cleanUpNodePool deletes the pool, waits for the binder to take every
+// address back from the nodes, then removes the nodes and the addresses.
+func cleanUpNodePool(t *testing.T, pool *v1alpha1.EIPPool, ids []string, groups ...*fakenode.Kubelet) {
+	ctx := context.Background()
+	_ = crClient.Delete(ctx, pool)
+	eventually(t, time.Minute, "the node pool's addresses taken back", func(context.Context) (bool, string, error) {
+		state := env.EC2.Snapshot()
+		for _, id := range ids {
+			if a, ok := addressByID(state, id); ok && (a.AssociationID != "" || a.Tags[api.TagHolder] != "") {
+				return false, fmt.Sprintf("%+v", a), nil
+			}
+		}
+		return true, "", nil
+	})
+	for _, g := range groups {
+		if g == nil {
+			continue
+		}
+		names := g.NodeNames()
+		g.Stop()
+		for _, n := range names {
+			_ = kube.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{})
+		}
+	}
+}
