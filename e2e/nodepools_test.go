@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
@@ -193,15 +195,21 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 func cleanUpNodePool(t *testing.T, pool *v1alpha1.EIPPool, ids []string, groups ...*fakenode.Kubelet) {
 	ctx := context.Background()
 	_ = crClient.Delete(ctx, pool)
-	eventually(t, time.Minute, "the node pool's addresses taken back", func(context.Context) (bool, string, error) {
+	// t.Context() has ended by now: the wait has its own deadline.
+	var held string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		state := env.EC2.Snapshot()
 		for _, id := range ids {
 			if a, ok := addressByID(state, id); ok && (a.AssociationID != "" || a.Tags[api.TagHolder] != "") {
-				return false, fmt.Sprintf("%+v", a), nil
+				held = fmt.Sprintf("%+v", a)
+				return false, nil
 			}
 		}
-		return true, "", nil
+		return true, nil
 	})
+	if err != nil {
+		t.Errorf("the deleted node pool's addresses were not taken back from the nodes: %v (last: %s)", err, held)
+	}
 	for _, g := range groups {
 		if g == nil {
 			continue
@@ -212,4 +220,121 @@ func cleanUpNodePool(t *testing.T, pool *v1alpha1.EIPPool, ids []string, groups 
 			_ = kube.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{})
 		}
 	}
+}
+
+// holdersOf lists the nodes of nodes whose primary IP holds allocID in
+// state: never more than one, for a floating address.
+func holdersOf(state ec2sim.State, nodes []fakenode.NodeInfo, allocID string) []string {
+	var out []string
+	for _, n := range nodes {
+		for _, a := range state.Addresses {
+			if a.AllocationID == allocID && a.AssociationID != "" && a.NetworkInterfaceID == n.ENIID && a.PrivateIPAddress == n.PrivateIP {
+				out = append(out, n.Name)
+			}
+		}
+	}
+	return out
+}
+
+// A floating address stays on one healthy node of its group and moves when
+// the holder stops its heartbeats, is cordoned, or is deleted; a watch on
+// the emulator's state checks that no two nodes ever hold it.
+func TestAFloatingAddressMovesOffFailedNodes(t *testing.T) {
+	ctx := t.Context()
+	id := strings.ToLower(rand.Text()[:6])
+	tags := map[string]string{"e2e.kube-eip.io/pool": "vip-" + id}
+	alloc := allocateTagged(t, tags, 1)[0]
+	groupLabel := map[string]string{"e2e.kube-eip.io/edge": id}
+	pool := &v1alpha1.EIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "vip-" + id},
+		Spec: v1alpha1.EIPPoolSpec{TagSelector: tags, NodeSelector: &metav1.LabelSelector{MatchLabels: groupLabel},
+			Floating: &v1alpha1.FloatingSpec{MissedRenewals: 2}, ReleasePolicy: v1alpha1.ReleasePolicyRetain},
+	}
+	if err := crClient.Create(ctx, pool); err != nil {
+		t.Fatalf("creating the floating pool: %v", err)
+	}
+	// Renewals every second, Leases of 4 s: two missed is 2 s.
+	group, err := env.StartNodeGroup(ctx, stack.NodeGroup{Name: "edge-" + id, Nodes: 3, Labels: groupLabel, LeaseInterval: time.Second})
+	if err != nil {
+		t.Fatalf("starting the node group: %v", err)
+	}
+	t.Cleanup(func() { cleanUpNodePool(t, pool, []string{alloc}, group) })
+	nodes := group.Nodes()
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	doubly := make(chan string, 1)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for watchCtx.Err() == nil {
+			if h := holdersOf(env.EC2.Snapshot(), nodes, alloc); len(h) > 1 {
+				select {
+				case doubly <- strings.Join(h, ", "):
+				default:
+				}
+			}
+			select {
+			case <-watchCtx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+		select {
+		case h := <-doubly:
+			t.Errorf("nodes %s held the floating address at once", h)
+		default:
+		}
+	}()
+
+	holder := func(what string, not ...string) string {
+		t.Helper()
+		var on string
+		eventually(t, time.Minute, what, func(context.Context) (bool, string, error) {
+			h := holdersOf(env.EC2.Snapshot(), nodes, alloc)
+			if len(h) != 1 || slices.Contains(not, h[0]) {
+				return false, fmt.Sprintf("held by %v", h), nil
+			}
+			on = h[0]
+			return true, "", nil
+		})
+		return on
+	}
+	first := holder("the floating address on one node")
+
+	// Heartbeats stop: the address moves within a few seconds.
+	if err := group.StopHeartbeats(first); err != nil {
+		t.Fatal(err)
+	}
+	second := holder("the address off the silent node", first)
+	if err := group.ResumeHeartbeats(first); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the pool told of the move", func(ctx context.Context) (bool, string, error) {
+		evs, err := nodeEvents(ctx, first)
+		return slices.ContainsFunc(evs, func(e string) bool {
+			return strings.HasPrefix(e, "Warning EIPFloatingLeft: ") && strings.Contains(e, "to node "+second)
+		}), fmt.Sprintf("%q", evs), err
+	})
+
+	// Cordoned: it moves.
+	if _, err := kube.CoreV1().Nodes().Patch(ctx, second, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("cordoning %s: %v", second, err)
+	}
+	third := holder("the address off the cordoned node", second)
+
+	// Deleted: it moves to the one healthy node left.
+	if err := kube.CoreV1().Nodes().Delete(ctx, third, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("deleting %s: %v", third, err)
+	}
+	last := holder("the address off the deleted node", second, third)
+	a, _ := addressByID(env.EC2.Snapshot(), alloc)
+	if a.Tags[api.TagHolder] != api.HolderFloating || a.Tags[api.TagNode] != last || a.Tags[api.TagAssociation] != a.AssociationID {
+		t.Errorf("the floating address's tags %v do not record its holder %s", a.Tags, last)
+	}
+	waitPoolStatus(t, pool.Name, "shows the holder", func(st v1alpha1.EIPPoolStatus) bool {
+		return st.Total == 1 && st.Bound == 1 && len(st.Addresses) == 1 && st.Addresses[0].Node == last
+	})
 }

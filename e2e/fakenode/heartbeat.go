@@ -14,8 +14,39 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// leaseDurationSeconds is what the kubelet puts on its Lease.
-const leaseDurationSeconds = 40
+// leaseSeconds is the duration the kubelet puts on its Lease: it renews
+// every quarter of it, so four times the renewal interval (40 s for the
+// default 10 s).
+func (k *Kubelet) leaseSeconds() int32 {
+	return int32(max(1, (4*k.opts.LeaseInterval+time.Second-1)/time.Second))
+}
+
+// StopHeartbeats stops a node's Lease renewals and status posts, as a node
+// that lost power or its network would; the node object stays, and its
+// instance runs.
+func (k *Kubelet) StopHeartbeats(name string) error {
+	return k.setSilent(name, true)
+}
+
+// ResumeHeartbeats starts a node's heartbeats again.
+func (k *Kubelet) ResumeHeartbeats(name string) error {
+	if err := k.setSilent(name, false); err != nil {
+		return err
+	}
+	k.queue.Add(queueKey{kind: nodeKey, name: name})
+	return nil
+}
+
+func (k *Kubelet) setSilent(name string, v bool) error {
+	k.mu.Lock()
+	n := k.nodes[name]
+	k.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("no node %s in group %s", name, k.opts.Group)
+	}
+	n.silent.Store(v)
+	return nil
+}
 
 // syncNode keeps a node alive: it renews the node's Lease, which the node
 // lifecycle controller watches, and refreshes the Ready heartbeat; a node
@@ -35,6 +66,10 @@ func (k *Kubelet) syncNode(ctx context.Context, name string) (time.Duration, err
 		return 0, fmt.Errorf("reading node %s: %w", name, err)
 	}
 	now := time.Now()
+	if n.silent.Load() {
+		// Only a deletion is still noticed.
+		return k.opts.LeaseInterval, nil
+	}
 	if now.Sub(n.leaseRenewed) >= k.opts.LeaseInterval {
 		if err := k.renewLease(ctx, n, now); err != nil {
 			return 0, err
@@ -78,7 +113,7 @@ func (k *Kubelet) renewLease(ctx context.Context, n *node, now time.Time) error 
 	}
 	l := n.lease.DeepCopy()
 	l.Spec.HolderIdentity = ptr.To(n.name)
-	l.Spec.LeaseDurationSeconds = ptr.To[int32](leaseDurationSeconds)
+	l.Spec.LeaseDurationSeconds = ptr.To(k.leaseSeconds())
 	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
 	updated, err := leases.Update(ctx, l, metav1.UpdateOptions{})
 	if err != nil {
@@ -100,7 +135,7 @@ func (k *Kubelet) newLease(n *node, now time.Time) *coordinationv1.Lease {
 		},
 		Spec: coordinationv1.LeaseSpec{
 			HolderIdentity:       ptr.To(n.name),
-			LeaseDurationSeconds: ptr.To[int32](leaseDurationSeconds),
+			LeaseDurationSeconds: ptr.To(k.leaseSeconds()),
 			RenewTime:            &metav1.MicroTime{Time: now},
 		},
 	}

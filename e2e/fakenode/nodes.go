@@ -1,6 +1,7 @@
 package fakenode
 
 import (
+	"sync/atomic"
 	"context"
 	"fmt"
 	"slices"
@@ -30,6 +31,9 @@ type node struct {
 	lease        *coordinationv1.Lease
 	leaseRenewed time.Time
 	statusPosted time.Time
+	// silent stops the heartbeats (StopHeartbeats), as a node that lost
+	// power or its network would.
+	silent atomic.Bool
 }
 
 func (n *node) info() NodeInfo {

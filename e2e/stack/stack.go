@@ -355,6 +355,10 @@ type NodeGroup struct {
 	// kubelet's --node-labels and --register-with-taints give them.
 	Labels map[string]string
 	Taints []corev1.Taint
+	// LeaseInterval is how often the nodes renew their Leases (0: the
+	// kubelet's 10 s); the Leases last four times as long, as the
+	// kubelet's do.
+	LeaseInterval time.Duration
 }
 
 // StartNodeGroup starts another set of fake nodes, like a second EKS node
@@ -365,6 +369,9 @@ func (s *Stack) StartNodeGroup(ctx context.Context, g NodeGroup) (*fakenode.Kube
 		return nil, err
 	}
 	o.Group, o.Labels, o.Taints = g.Name, g.Labels, g.Taints
+	if g.LeaseInterval > 0 {
+		o.LeaseInterval = g.LeaseInterval
+	}
 	return s.startNodes(ctx, o)
 }
 
