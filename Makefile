@@ -141,12 +141,13 @@ e2e: tools e2e-builds ## end-to-end tests against the real control plane
 	$(E2E_ENV) go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./e2e/...
 
 .PHONY: bench
-bench: tools ## benchmarks: admission over TLS, pod and Deployment creation with and without the webhooks, the EC2 emulator, the binder (about 16 minutes)
+bench: tools ## benchmarks: admission over TLS, pod and Deployment creation with and without the webhooks, the EC2 emulator, the binder, a floating address's failover (about 17 minutes)
 	go test -run '^$$' -bench . -benchtime 5s ./webhook/
 	go test -run '^$$' -bench PodCreation -benchtime 600x ./e2e/
 	go test -run '^$$' -bench DeploymentCreation -benchtime 300x ./e2e/
 	go test -run '^$$' -bench SDKCalls -benchtime 3s ./e2e/ec2sim/
 	go test -run '^$$' -bench SinglePod -benchtime 20x -timeout 20m ./e2e/bench/
+	go test -run '^$$' -bench FloatingFailover -benchtime 10x -timeout 10m ./e2e/bench/
 	go test -run '^$$' -bench 'Burst|Memory' -benchtime 1x -timeout 40m ./e2e/bench/
 
 .PHONY: lint

@@ -75,6 +75,8 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 		churn.create(ctx, t)
 	}
 
+	nodes := startNodeChaos(ctx, t)
+
 	faults := ec2sim.Faults{
 		Default: ec2sim.FaultSpec{InternalErrorRate: 0.025, UnavailableRate: 0.025},
 		Actions: map[string]ec2sim.FaultSpec{
@@ -119,6 +121,7 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 			}
 		}
 	})
+	wg.Go(func() { nodes.run(chaosCtx, t) })
 	exposures := &exposureWatch{ns: ns}
 	wg.Go(func() { exposures.watch(chaosCtx) })
 	wg.Wait()
@@ -126,7 +129,8 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	restartBinder(t)
-	t.Logf("churned %d pods (%d created) for %s; binder killed %d times", pods, churn.created.Load(), duration, kills.Load())
+	t.Logf("churned %d pods (%d created) for %s; binder killed %d times; %d egress nodes joined and left; the floating holder fell silent %d times",
+		pods, churn.created.Load(), duration, kills.Load(), nodes.joins, nodes.silences)
 	// While the binder was being killed: a pod on an IP that still carried
 	// another pod's address, seen by sampling EC2 and the pods. Each is a
 	// window the binder was down longer than the cooldown; it is reported,
@@ -141,6 +145,7 @@ func TestChaosLeavesNoLeakedOrMisboundAddress(t *testing.T) {
 		if err != nil {
 			return false, "", err
 		}
+		problems = append(problems, nodes.audit()...)
 		return len(problems) == 0, strings.Join(problems, "; "), nil
 	})
 

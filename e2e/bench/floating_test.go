@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/e2e/fakenode"
+	"github.com/kube-eip/kube-eip/e2e/stack"
+	"github.com/kube-eip/kube-eip/webhook"
+)
+
+// The lease settings of BenchmarkFloatingFailover: the fake kubelets renew
+// every second (Leases of 4 s), and the pool moves after two missed
+// renewals. (EKS's kubelet renews every 10 s; with missedRenewals 1 the
+// detection alone is then 10 s.)
+const (
+	failoverLeaseInterval = time.Second
+	failoverMissed        = 2
+)
+
+// BenchmarkFloatingFailover stops the heartbeats of the node holding a
+// floating address, as a node that lost power would, and measures the
+// outage: from the holder's last Lease renewal to the address's
+// association with another node, as the emulator shows it, against AWS's
+// rate limits. Target: under 15 s (the AWS sample's NodePort failover
+// takes 64 s to 2 min 14 s).
+func BenchmarkFloatingFailover(b *testing.B) {
+	ctx := b.Context()
+	cr, err := client.New(env.ControlPlane.RESTConfig(), client.Options{Scheme: webhook.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	group, err := env.StartNodeGroup(ctx, stack.NodeGroup{Name: "edge", Nodes: 3, LeaseInterval: failoverLeaseInterval,
+		Labels: map[string]string{"bench.kube-eip.io/edge": "true"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(group.Stop)
+	out, err := env.EC2Client.AllocateAddress(ctx, &ec2.AllocateAddressInput{TagSpecifications: []ec2types.TagSpecification{{
+		ResourceType: ec2types.ResourceTypeElasticIp, Tags: []ec2types.Tag{{Key: aws.String("bench.kube-eip.io/pool"), Value: aws.String("vip")}},
+	}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	alloc := aws.ToString(out.AllocationId)
+	pool := &v1alpha1.EIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-vip"},
+		Spec: v1alpha1.EIPPoolSpec{TagSelector: map[string]string{"bench.kube-eip.io/pool": "vip"},
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"bench.kube-eip.io/edge": "true"}},
+			Floating:     &v1alpha1.FloatingSpec{MissedRenewals: failoverMissed}},
+	}
+	if err := cr.Create(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cr.Delete(context.Background(), pool) })
+	nodes := group.Nodes()
+
+	holder := func(not string) (string, time.Time) {
+		var on string
+		err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			for _, a := range env.EC2.Snapshot().Addresses {
+				if a.AllocationID != alloc || a.AssociationID == "" {
+					continue
+				}
+				if i := slices.IndexFunc(nodes, func(n fakenode.NodeInfo) bool { return n.ENIID == a.NetworkInterfaceID }); i >= 0 && nodes[i].Name != not {
+					on = nodes[i].Name
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			b.Fatalf("waiting for the floating address to leave %q: %v", not, err)
+		}
+		return on, time.Now()
+	}
+	renewed := func(name string) time.Time {
+		l, err := env.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || l.Spec.RenewTime == nil {
+			b.Fatalf("reading the lease of %s: %v", name, err)
+		}
+		return l.Spec.RenewTime.Time
+	}
+	on, _ := holder("")
+	var outages []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		if err := group.StopHeartbeats(on); err != nil {
+			b.Fatal(err)
+		}
+		next, at := holder(on)
+		outages = append(outages, at.Sub(renewed(on)))
+		if err := group.ResumeHeartbeats(on); err != nil {
+			b.Fatal(err)
+		}
+		// Healthy again before the next round: renewed after it resumed.
+		resumed := time.Now()
+		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			return renewed(on).After(resumed), nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		on = next
+	}
+	b.StopTimer()
+	var sum time.Duration
+	for _, d := range outages {
+		sum += d
+	}
+	b.ReportMetric((sum / time.Duration(len(outages))).Seconds(), "outage-s")
+	b.ReportMetric(slices.Max(outages).Seconds(), "max-outage-s")
+	b.Logf("lease renewed every %s (duration %s), move after %d missed renewals; outages %v",
+		failoverLeaseInterval, 4*failoverLeaseInterval, failoverMissed, outages)
+	if m := slices.Max(outages); m >= 15*time.Second {
+		b.Errorf("an outage took %s, target under 15 s", m)
+	}
+}
