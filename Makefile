@@ -147,7 +147,7 @@ bench: tools ## benchmarks: admission over TLS, pod and Deployment creation with
 	go test -run '^$$' -bench DeploymentCreation -benchtime 300x ./e2e/
 	go test -run '^$$' -bench SDKCalls -benchtime 3s ./e2e/ec2sim/
 	go test -run '^$$' -bench SinglePod -benchtime 20x -timeout 20m ./e2e/bench/
-	go test -run '^$$' -bench FloatingFailover -benchtime 10x -timeout 10m ./e2e/bench/
+	go test -run '^$$' -bench FloatingFailover -benchtime 5x -timeout 15m ./e2e/bench/
 	go test -run '^$$' -bench 'Burst|Memory' -benchtime 1x -timeout 40m ./e2e/bench/
 
 .PHONY: lint

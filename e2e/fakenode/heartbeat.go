@@ -18,7 +18,8 @@ import (
 // every quarter of it, so four times the renewal interval (40 s for the
 // default 10 s).
 func (k *Kubelet) leaseSeconds() int32 {
-	return int32(max(1, (4*k.opts.LeaseInterval+time.Second-1)/time.Second))
+	secs := min(max(1, (4*k.opts.LeaseInterval+time.Second-1)/time.Second), 3600)
+	return int32(secs)
 }
 
 // StopHeartbeats stops a node's Lease renewals and status posts, as a node

@@ -1,11 +1,11 @@
 package fakenode
 
 import (
-	"sync/atomic"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
