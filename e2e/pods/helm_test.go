@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -67,6 +68,8 @@ func TestHelmInstallUpgradeAndUninstall(t *testing.T) {
 	})
 
 	t.Run("upgrade keeps addresses", func(t *testing.T) {
+		pool, nodesBefore := nodePoolBound(t)
+		defer removeNodePool(t, pool)
 		webhooksBefore := podNames(t, "webhook")
 		binderBefore := podNames(t, "binder")
 		if _, err := env.DeployProduct(ctx, stack.ProductOptions{Values: map[string]any{"logLevel": 1}}); err != nil {
@@ -89,6 +92,11 @@ func TestHelmInstallUpgradeAndUninstall(t *testing.T) {
 			t.Errorf("the upgrade moved held from %s to %s", want, got)
 		}
 		addressOn(t, bound.Labels[api.LabelPublicIP], now.Status.PodIP)
+		// And no node's address moved: the new binder read the holders
+		// back from the addresses' tags.
+		if got := heldByNodes(); !maps.Equal(got, nodesBefore) {
+			t.Errorf("the upgrade moved node addresses: before %v, after %v", nodesBefore, got)
+		}
 	})
 
 	t.Run("bad values fail with the schema's message", func(t *testing.T) {
