@@ -253,18 +253,24 @@ func (b *Binder) associate(ctx context.Context, addr Address, res *v1alpha1.EIPR
 		}
 		addr.AssociationID, addr.ENI, addr.PrivateIP = "", "", ""
 	}
+	return b.associateCall(ctx, addr, target, false)
+}
+
+// associateCall is the one AssociateAddress of a bind or a floating move,
+// with the inventory kept up to date: with the new association, or, where
+// the answer says or may mean that our view is stale, read afresh for the
+// retry. Reassociation is allowed only when the caller has made sure the
+// association it replaces is kube-eip's.
+func (b *Binder) associateCall(ctx context.Context, addr Address, target Target, reassociate bool) (Address, error) {
 	out, err := b.EC2.AssociateAddress(ctx, &ec2.AssociateAddressInput{
 		AllocationId:       aws.String(addr.AllocationID),
 		NetworkInterfaceId: aws.String(target.ENI),
 		PrivateIpAddress:   aws.String(target.PrivateIP),
-		AllowReassociation: aws.Bool(false),
+		AllowReassociation: aws.Bool(reassociate),
 	})
 	if err != nil {
-		if cloud.IsAlreadyAssociated(err) || cloud.IsNotFound(err) {
-			// Our view is stale: read the address again for the retry.
-			if found, derr := b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{addr.AllocationID}}); derr == nil && len(found) == 1 {
-				b.inv.put(found[0])
-			}
+		if cloud.IsAlreadyAssociated(err) || cloud.IsNotFound(err) || reassociate && mayHaveApplied(err) {
+			_, _ = b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{addr.AllocationID}})
 		}
 		return addr, fmt.Errorf("associating %s with %s %s: %w", addr.AllocationID, target.ENI, target.PrivateIP, err)
 	}

@@ -75,19 +75,28 @@ func (r *eniResolver) resolve(ctx context.Context, pod *corev1.Pod, node *corev1
 	if t, ok := r.lookup(instance, ip); ok {
 		return t, nil
 	}
-	enis, err := r.batch.Get(ctx, instance)
-	if errors.Is(err, errNoResult) {
-		return Target{}, fmt.Errorf("instance %s of node %s has no network interface", instance, node.Name)
-	} else if err != nil {
-		return Target{}, fmt.Errorf("describing the network interfaces of %s: %w", instance, err)
+	if _, err := r.refresh(ctx, instance, node); err != nil {
+		return Target{}, err
 	}
-	r.mu.Lock()
-	r.cache[instance] = enis
-	r.mu.Unlock()
 	if t, ok := r.lookup(instance, ip); ok {
 		return t, nil
 	}
 	return Target{}, fmt.Errorf("%s on instance %s: %w", ip, instance, errIPNotFound)
+}
+
+// refresh asks EC2 for an instance's interfaces (batched with others'),
+// and keeps them.
+func (r *eniResolver) refresh(ctx context.Context, instance string, node *corev1.Node) ([]eniInfo, error) {
+	enis, err := r.batch.Get(ctx, instance)
+	if errors.Is(err, errNoResult) {
+		return nil, fmt.Errorf("instance %s of node %s has no network interface", instance, node.Name)
+	} else if err != nil {
+		return nil, fmt.Errorf("describing the network interfaces of %s: %w", instance, err)
+	}
+	r.mu.Lock()
+	r.cache[instance] = enis
+	r.mu.Unlock()
+	return enis, nil
 }
 
 // primary returns the target of a node's own address: the primary private
@@ -102,14 +111,9 @@ func (r *eniResolver) primary(ctx context.Context, node *corev1.Node) (Target, e
 		enis, ok := r.cache[instance]
 		r.mu.Unlock()
 		if !ok || fresh {
-			if enis, err = r.batch.Get(ctx, instance); errors.Is(err, errNoResult) {
-				return Target{}, fmt.Errorf("instance %s of node %s has no network interface", instance, node.Name)
-			} else if err != nil {
-				return Target{}, fmt.Errorf("describing the network interfaces of %s: %w", instance, err)
+			if enis, err = r.refresh(ctx, instance, node); err != nil {
+				return Target{}, err
 			}
-			r.mu.Lock()
-			r.cache[instance] = enis
-			r.mu.Unlock()
 		}
 		for _, e := range enis {
 			if e.primaryIP != "" {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,7 +21,6 @@ import (
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/pools"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
-	"github.com/kube-eip/kube-eip/binder/cloud"
 )
 
 // The floating room: each address of a floating pool (spec.floating) is
@@ -326,25 +324,13 @@ func (b *Binder) moveFloating(ctx context.Context, pool *v1alpha1.EIPPool, a Add
 	if err := b.tag(ctx, a.AllocationID, map[string]string{api.TagHolder: api.HolderFloating, api.TagOwner: pool.Name, api.TagNode: node.Name}); err != nil {
 		return a, fmt.Errorf("tagging %s for node %s: %w", a.PublicIP, node.Name, err)
 	}
-	out, err := b.EC2.AssociateAddress(ctx, &ec2.AssociateAddressInput{
-		AllocationId:       aws.String(a.AllocationID),
-		NetworkInterfaceId: aws.String(target.ENI),
-		PrivateIpAddress:   aws.String(target.PrivateIP),
-		AllowReassociation: aws.Bool(reassociate),
-	})
+	a, err := b.associateCall(ctx, a, target, reassociate)
 	if err != nil {
-		if cloud.IsAlreadyAssociated(err) || cloud.IsNotFound(err) || mayHaveApplied(err) {
-			_, _ = b.describe(ctx, &ec2.DescribeAddressesInput{AllocationIds: []string{a.AllocationID}})
-		}
 		if isTargetGone(err) {
 			b.enis.forget(node)
 		}
-		return a, fmt.Errorf("moving %s to node %s (%s %s): %w", a.PublicIP, node.Name, target.ENI, target.PrivateIP, err)
+		return a, fmt.Errorf("moving %s to node %s: %w", a.PublicIP, node.Name, err)
 	}
-	a.AssociationID, a.ENI, a.PrivateIP = aws.ToString(out.AssociationId), target.ENI, target.PrivateIP
-	b.inv.update(a.AllocationID, func(x *Address) {
-		x.AssociationID, x.ENI, x.PrivateIP = a.AssociationID, a.ENI, a.PrivateIP
-	})
 	if err := b.tag(ctx, a.AllocationID, map[string]string{api.TagAssociation: a.AssociationID}); err != nil {
 		return a, fmt.Errorf("recording association %s of %s: %w", a.AssociationID, a.PublicIP, err)
 	}
