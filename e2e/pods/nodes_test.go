@@ -3,15 +3,18 @@ package pods
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 	"github.com/kube-eip/kube-eip/e2e/fakenode"
@@ -90,9 +93,15 @@ func removeNodePool(t *testing.T, pool *v1alpha1.EIPPool) {
 	}
 }
 
+// newCRClient builds, once, a client of kube-eip's own kinds.
+var newCRClient = sync.OnceValues(func() (client.Client, error) {
+	ctrllog.SetLogger(logr.Discard()) // it logs nothing the tests read
+	return client.New(env.ControlPlane.RESTConfig(), client.Options{Scheme: webhook.Scheme()})
+})
+
 func crClient(t *testing.T) client.Client {
 	t.Helper()
-	c, err := client.New(env.ControlPlane.RESTConfig(), client.Options{Scheme: webhook.Scheme()})
+	c, err := newCRClient()
 	if err != nil {
 		t.Fatal(err)
 	}
