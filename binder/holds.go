@@ -96,14 +96,12 @@ func holderKind(tags map[string]string, cluster string) string {
 	if tags[api.TagCluster] != cluster {
 		return ""
 	}
-	switch k := tags[api.TagHolder]; {
-	case k == api.HolderPod, k == api.HolderNode, k == api.HolderFloating:
+	if k := tags[api.TagHolder]; k != "" {
+		// Also a kind this binder does not know (a newer one wrote it),
+		// which no room here takes or releases.
 		return k
-	case k != "":
-		// A kind this binder does not know (a newer one wrote it): nobody
-		// here may take or release it.
-		return k
-	case tags[api.TagClaim] != "":
+	}
+	if tags[api.TagClaim] != "" {
 		return api.HolderPod
 	}
 	return ""
