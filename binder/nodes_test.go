@@ -329,6 +329,33 @@ func TestNodesNeverTakeWhatIsAssociatedOutsideKubeEIP(t *testing.T) {
 	if e.onIP("10.0.9.20") != outsider {
 		t.Errorf("the outsider's Elastic IP was displaced from the node's IP")
 	}
+
+	// A node's address back in its pool, then associated by someone else:
+	// the sweep leaves that association alone.
+	e.mustReconcileNode("n1") // still nothing free for n1
+	if err := e.client.Delete(e.ctx, e.getNode("n1")); err != nil {
+		t.Fatal(err)
+	}
+	held, _ := e.ec2.AddAddress(egress)
+	e.sweep()
+	e.create(func() *corev1.Node {
+		n := node("n3", "aws:///us-east-1a/i-0000000000000000a")
+		n.Labels = map[string]string{"group": "egress"}
+		return n
+	}())
+	e.mustReconcileNode("n3")
+	if err := e.client.Delete(e.ctx, e.getNode("n3")); err != nil {
+		t.Fatal(err)
+	}
+	e.mustReconcileNode("n3")
+	theirs := e.associate(held, elsewhere, "10.0.6.10")
+	for range 2 {
+		e.clock.Step(testGrace + time.Second)
+		e.sweep()
+	}
+	if a := e.address(held); a.AssociationID != theirs {
+		t.Errorf("the sweep removed an outsider's association of a node pool's free address: %+v", a)
+	}
 }
 
 // A pod is never bound to its node's own IP, where a node pool's address

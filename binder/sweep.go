@@ -150,7 +150,16 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 		switch holderKind(a.Tags, b.Cluster) {
 		case api.HolderNode:
 			keep(b.sweepNodeAddress(ctx, a, nodes, poolList.Items))
-		case api.HolderPod, "":
+		case "":
+			if owners := pools.Of(a.Tags, poolList.Items); len(owners) == 1 && owners[0].Spec.NodeSelector != nil {
+				// A node pool's free address: kube-eip associates those only
+				// once they are tagged for a holder, so an association on
+				// one is someone else's, and stays.
+				b.clearOrphan(a.AllocationID)
+				continue
+			}
+			keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
+		case api.HolderPod:
 			keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
 		case api.HolderFloating:
 			// The floating room keeps it placed; an address of a pool that
