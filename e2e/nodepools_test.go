@@ -98,12 +98,20 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 	// primary IP; a node's taint gone only where the address is.
 	var bound map[string]nodeHolding
 	eventually(t, time.Minute, "every node of the group bound", func(ctx context.Context) (bool, string, error) {
-		bound = onPrimaryIPs(group.Nodes())
+		// The nodes first, then EC2: a taint seen gone must have its
+		// address in the later snapshot, since the binder removes it only
+		// after the association.
+		nodes := map[string]*corev1.Node{}
 		for _, n := range group.Nodes() {
 			node, err := kube.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
 				return false, "", err
 			}
+			nodes[n.Name] = node
+		}
+		bound = onPrimaryIPs(group.Nodes())
+		for _, n := range group.Nodes() {
+			node := nodes[n.Name]
 			tainted := slices.ContainsFunc(node.Spec.Taints, func(x corev1.Taint) bool { return x.Key == taint.Key })
 			h, ok := bound[n.Name]
 			if !tainted && !ok {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -259,5 +260,36 @@ func TestDecideTellsReinvocationFromACopiedManifest(t *testing.T) {
 	state.claims = map[string]bool{"c2": true}
 	if plan := Decide(Input{Pod: newPod("a", auto), Namespace: ns, State: state}); plan.Claim != "" {
 		t.Errorf("auto copied from a live pod: claim %q kept, want a new one", plan.Claim)
+	}
+}
+
+// Admissions of one pool start from different free addresses, by claim,
+// and always after the ones pinned to the pod; every candidate is still
+// tried.
+func TestReservationsSpreadOverTheFreeAddresses(t *testing.T) {
+	cands := []v1alpha1.PoolAddress{{AllocationID: "pinned", StickyOwner: "ns/web-0"}}
+	for i := range 20 {
+		cands = append(cands, v1alpha1.PoolAddress{AllocationID: fmt.Sprintf("free-%02d", i)})
+	}
+	firsts := map[string]bool{}
+	for i := range 50 {
+		got := spread(cands, fmt.Sprintf("claim-%d", i))
+		if len(got) != len(cands) || got[0].AllocationID != "pinned" {
+			t.Fatalf("spread = %v; want all %d, the pinned one first", got, len(cands))
+		}
+		seen := map[string]bool{}
+		for _, c := range got {
+			seen[c.AllocationID] = true
+		}
+		if len(seen) != len(cands) {
+			t.Fatalf("spread lost or repeated candidates: %v", got)
+		}
+		firsts[got[1].AllocationID] = true
+	}
+	if len(firsts) < 10 {
+		t.Errorf("50 claims start from only %d of 20 free addresses", len(firsts))
+	}
+	if got := spread(cands, "claim-1"); got[1] != spread(cands, "claim-1")[1] {
+		t.Error("one claim's order changes between calls")
 	}
 }

@@ -135,11 +135,18 @@ func TestThrottleBucketsArePerAction(t *testing.T) {
 
 // measureBucket drains a bucket through the SDK on the real clock, then
 // watches tokens come back. The burst is corrected for the tokens that
-// arrived while draining.
+// arrived while draining, from the first call's answer on.
 func measureBucket(t *testing.T, ctx context.Context, c *ec2.Client, p probe, watch time.Duration) (burst, rate float64) {
 	t.Helper()
+	// The bucket refills only once a call took a token: the clock starts
+	// when the first call is answered, not before the client's first
+	// connection, which a loaded machine can take a good part of a second
+	// to make while the bucket sits full.
+	if throttled(t, p(ctx, c)) {
+		t.Fatal("throttled on the first call")
+	}
 	start := time.Now()
-	passed := untilThrottled(t, ctx, c, p, 100_000)
+	passed := 1 + untilThrottled(t, ctx, c, p, 100_000)
 	drained := time.Now()
 	// Poll on a short tick: precise enough (a token every 20 ms at the
 	// fastest rate measured here) without spinning the CPU.
