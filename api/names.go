@@ -133,6 +133,11 @@ const (
 	// TagNode is the node a floating address is on, as the binder put it
 	// there: the one holder it may move the address from.
 	TagNode = Prefix + "node"
+	// TagTarget is where the binder is putting a node's or a floating
+	// address ("<eni>/<private IP>"), written before it associates: an
+	// association there is kube-eip's even if the answer that would have
+	// recorded it in TagAssociation was lost.
+	TagTarget = Prefix + "target"
 )
 
 // The kinds of holder TagHolder names.

@@ -321,7 +321,7 @@ func (b *Binder) moveFloating(ctx context.Context, pool *v1alpha1.EIPPool, a Add
 		}
 		reassociate = a.AssociationID != ""
 	}
-	if err := b.tag(ctx, a.AllocationID, map[string]string{api.TagHolder: api.HolderFloating, api.TagOwner: pool.Name, api.TagNode: node.Name}); err != nil {
+	if err := b.tag(ctx, a.AllocationID, map[string]string{api.TagHolder: api.HolderFloating, api.TagOwner: pool.Name, api.TagNode: node.Name, api.TagTarget: targetTag(target)}); err != nil {
 		return a, fmt.Errorf("tagging %s for node %s: %w", a.PublicIP, node.Name, err)
 	}
 	a, err := b.associateCall(ctx, a, target, reassociate)

@@ -65,7 +65,8 @@ func madeFor(res *v1alpha1.EIPReservation, pod *corev1.Pod) []string {
 //
 // A node's address is a pool address the binder tagged for the node
 // (holderKind): its association is kube-eip's only if it is the one the
-// binder recorded in the address's TagAssociation.
+// binder recorded in the address's TagAssociation, or is on the target the
+// binder tagged before associating (TagTarget).
 func ourAssociation(addr Address, res *v1alpha1.EIPReservation, cluster string) bool {
 	if addr.AssociationID == "" {
 		return false
@@ -76,7 +77,7 @@ func ourAssociation(addr Address, res *v1alpha1.EIPReservation, cluster string) 
 			return true
 		}
 	case api.HolderNode, api.HolderFloating:
-		return addr.Tags[api.TagAssociation] == addr.AssociationID
+		return addr.Tags[api.TagAssociation] == addr.AssociationID || addr.Tags[api.TagTarget] == targetTag(Target{ENI: addr.ENI, PrivateIP: addr.PrivateIP})
 	}
 	if res == nil || res.Name != addr.AllocationID {
 		return false
@@ -84,6 +85,9 @@ func ourAssociation(addr Address, res *v1alpha1.EIPReservation, cluster string) 
 	recorded := res.Status.AssociationID
 	return recorded == addr.AssociationID || recorded == "" && res.Status.Phase == v1alpha1.ReservationBound
 }
+
+// targetTag is the value of api.TagTarget for t.
+func targetTag(t Target) string { return t.ENI + "/" + t.PrivateIP }
 
 // holderKind is what kind of holder kube-eip's tags give an address of
 // this cluster: api.HolderPod for one allocated for a pod (a claim, and no

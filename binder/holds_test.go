@@ -54,6 +54,8 @@ func TestTheOwnershipRule(t *testing.T) {
 		{name: "a node's address, on the association kube-eip recorded", addr: addr(nodeTags, "eipassoc-1"), kind: api.HolderNode, ours: true},
 		{name: "a node's address, associated by someone else since", addr: addr(nodeTags, "eipassoc-2"), kind: api.HolderNode},
 		{name: "a node's address with no association recorded", addr: addr(with(nodeTags, api.TagAssociation, ""), "eipassoc-1"), kind: api.HolderNode},
+		{name: "a node's address, unrecorded, on the target kube-eip tagged", addr: addr(with(with(nodeTags, api.TagAssociation, ""), api.TagTarget, "eni-1/192.168.0.9"), "eipassoc-1"), kind: api.HolderNode, ours: true},
+		{name: "a node's address, unrecorded, off its tagged target", addr: addr(with(with(nodeTags, api.TagAssociation, ""), api.TagTarget, "eni-2/192.168.0.9"), "eipassoc-1"), kind: api.HolderNode},
 		{name: "a node's address is no pod's, whatever its claim says", addr: addr(with(nodeTags, api.TagClaim, "c1"), "eipassoc-1"), kind: api.HolderNode, ours: true},
 		{name: "a node tag of another cluster", addr: addr(with(nodeTags, api.TagCluster, "other"), "eipassoc-1")},
 		{name: "a floating address, on its recorded association", addr: addr(with(nodeTags, api.TagHolder, api.HolderFloating), "eipassoc-1"), kind: api.HolderFloating, ours: true},

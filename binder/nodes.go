@@ -124,6 +124,13 @@ func (r nodeReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	associated := false
 	if !addr.On(target) {
+		if addr.Tags[api.TagTarget] != targetTag(target) {
+			if err := b.tag(ctx, addr.AllocationID, map[string]string{api.TagTarget: targetTag(target)}); err != nil {
+				return reconcile.Result{}, fmt.Errorf("recording where %s goes: %w", addr.PublicIP, err)
+			}
+			addr.Tags = maps.Clone(addr.Tags)
+			addr.Tags[api.TagTarget] = targetTag(target)
+		}
 		if err := b.targetFree(ctx, *addr, target); err != nil {
 			b.Recorder.Eventf(node, nil, corev1.EventTypeWarning, api.EventBindFailed, "Associate", "%v", err)
 			return reconcile.Result{}, terminalIf(err)
@@ -369,7 +376,7 @@ func (b *Binder) freeNodeAddresses(ctx context.Context, name string, addrs []Add
 
 // holderTags are the tags that make a pool's address a node's or a
 // floating group's; without them it is free in its pool.
-var holderTags = []string{api.TagHolder, api.TagOwner, api.TagAssociation, api.TagNode}
+var holderTags = []string{api.TagHolder, api.TagOwner, api.TagAssociation, api.TagNode, api.TagTarget}
 
 // untagHolder returns a pool's address to its pool: its holder tags go.
 // The holder and owner are deleted only with the values they have, so

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -370,5 +371,45 @@ func TestAPodOnTheNodesOwnIPIsNotBound(t *testing.T) {
 	}
 	if e.onIP(nodeIP) != "" {
 		t.Error("a pod's address went onto the node's own IP")
+	}
+}
+
+// A lost answer to the CreateTags that records the association, then the
+// binder killed and the node deleted before a retry: the address still
+// comes off the node's IP, since it sits where the binder tagged it would
+// go.
+func TestANodesAddressComesOffWhenItsAssociationWasNeverRecorded(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.ec2.AddAddress(egress)
+	e.create(nodePool("egress", egress))
+	e.egressNode("n1", "i-0000000000000000a", "10.0.9.10")
+	e.start()
+	// Holder tags, then the target, then (after AssociateAddress) the
+	// association: the third CreateTags fails.
+	fail := 0
+	e.ec2.SetHook(func(action string) error {
+		if action == "CreateTags" {
+			if fail++; fail == 3 {
+				return &smithy.GenericAPIError{Code: "InternalError", Message: "lost"}
+			}
+		}
+		return nil
+	})
+	if _, err := e.reconcileNode("n1"); err == nil {
+		t.Fatal("the reconcile succeeded although recording the association failed")
+	}
+	e.ec2.SetHook(nil)
+	if a := e.address(id); a.AssociationID == "" || a.Tags[api.TagAssociation] == a.AssociationID {
+		t.Fatalf("want an association left unrecorded, have %+v", a)
+	}
+	// The binder is killed before it retries; the node goes meanwhile.
+	e.b = New(e.b.Config)
+	e.start()
+	if err := e.client.Delete(e.ctx, e.getNode("n1")); err != nil {
+		t.Fatal(err)
+	}
+	e.mustReconcileNode("n1")
+	if a := e.address(id); a.AssociationID != "" || a.Tags[api.TagHolder] != "" || a.Tags[api.TagTarget] != "" {
+		t.Errorf("the gone node's address stays: %+v", a)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
@@ -85,11 +86,21 @@ func (c *nodeChaos) run(ctx context.Context, t *testing.T) {
 			if sleepCtx(ctx, 3*time.Second) != nil {
 				return // the last one stays, and must be bound
 			}
-			for _, n := range g.NodeNames() {
-				_ = kube.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{})
+			left := g.Nodes()
+			for _, n := range left {
+				_ = kube.CoreV1().Nodes().Delete(context.Background(), n.Name, metav1.DeleteOptions{})
 			}
 			// Its kubelet terminates the instance once it sees the deletion.
-			_ = sleepCtx(context.Background(), 500*time.Millisecond)
+			_ = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+				for _, inst := range env.EC2.Snapshot().Instances {
+					for _, n := range left {
+						if inst.ID == n.InstanceID && inst.State != "terminated" {
+							return false, nil
+						}
+					}
+				}
+				return true, nil
+			})
 			g.Stop()
 		}
 	})

@@ -32,14 +32,9 @@ type nodeHolding struct {
 // onPrimaryIPs reads, from the emulator, the Elastic IP on each node's
 // primary ENI and primary private IP.
 func onPrimaryIPs(nodes []fakenode.NodeInfo) map[string]nodeHolding {
-	state := env.EC2.Snapshot()
 	out := map[string]nodeHolding{}
-	for _, n := range nodes {
-		for _, a := range state.Addresses {
-			if a.NetworkInterfaceID == n.ENIID && a.PrivateIPAddress == n.PrivateIP && a.AssociationID != "" {
-				out[n.Name] = nodeHolding{allocID: a.AllocationID, assocID: a.AssociationID, publicIP: a.PublicIP, tags: a.Tags}
-			}
-		}
+	for name, a := range stack.OnPrimaryIPs(env.EC2.Snapshot(), nodes) {
+		out[name] = nodeHolding{allocID: a.AllocationID, assocID: a.AssociationID, publicIP: a.PublicIP, tags: a.Tags}
 	}
 	return out
 }
@@ -234,13 +229,12 @@ func cleanUpNodePool(t *testing.T, pool *v1alpha1.EIPPool, ids []string, groups 
 // state: never more than one, for a floating address.
 func holdersOf(state ec2sim.State, nodes []fakenode.NodeInfo, allocID string) []string {
 	var out []string
-	for _, n := range nodes {
-		for _, a := range state.Addresses {
-			if a.AllocationID == allocID && a.AssociationID != "" && a.NetworkInterfaceID == n.ENIID && a.PrivateIPAddress == n.PrivateIP {
-				out = append(out, n.Name)
-			}
+	for name, a := range stack.OnPrimaryIPs(state, nodes) {
+		if a.AllocationID == allocID {
+			out = append(out, name)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 

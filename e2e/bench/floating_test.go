@@ -17,7 +17,6 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
-	"github.com/kube-eip/kube-eip/e2e/fakenode"
 	"github.com/kube-eip/kube-eip/e2e/stack"
 	"github.com/kube-eip/kube-eip/webhook"
 )
@@ -82,12 +81,9 @@ func benchmarkFailover(b *testing.B, name string, leaseInterval time.Duration, m
 	holder := func(not string) (string, time.Time) {
 		var on string
 		err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-			for _, a := range env.EC2.Snapshot().Addresses {
-				if a.AllocationID != alloc || a.AssociationID == "" {
-					continue
-				}
-				if i := slices.IndexFunc(nodes, func(n fakenode.NodeInfo) bool { return n.ENIID == a.NetworkInterfaceID }); i >= 0 && nodes[i].Name != not {
-					on = nodes[i].Name
+			for name, a := range stack.OnPrimaryIPs(env.EC2.Snapshot(), nodes) {
+				if a.AllocationID == alloc && name != not {
+					on = name
 					return true, nil
 				}
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
 	"github.com/kube-eip/kube-eip/e2e/fakenode"
+	"github.com/kube-eip/kube-eip/e2e/stack"
 	"github.com/kube-eip/kube-eip/e2e/testmain"
 	"github.com/kube-eip/kube-eip/webhook"
 )
@@ -29,13 +30,8 @@ type nodeAddresses map[string]string
 // stack's nodes' primary IPs.
 func heldByNodes() nodeAddresses {
 	out := nodeAddresses{}
-	state := env.EC2.Snapshot()
-	for _, n := range env.Nodes.Nodes() {
-		for _, a := range state.Addresses {
-			if a.AssociationID != "" && a.NetworkInterfaceID == n.ENIID && a.PrivateIPAddress == n.PrivateIP {
-				out[n.Name] = a.AssociationID
-			}
-		}
+	for name, a := range stack.OnPrimaryIPs(env.EC2.Snapshot(), env.Nodes.Nodes()) {
+		out[name] = a.AssociationID
 	}
 	return out
 }
