@@ -229,7 +229,7 @@ func floatingHolder(a Address, pool *v1alpha1.EIPPool, cluster string) string {
 	return a.Tags[api.TagNode]
 }
 
-// groupNodes lists the nodes a floating pool selects, by name.
+// groupNodes lists the nodes a node pool's nodeSelector selects, by name.
 func (b *Binder) groupNodes(ctx context.Context, pool *v1alpha1.EIPPool) ([]*corev1.Node, error) {
 	sel, err := metav1.LabelSelectorAsSelector(pool.Spec.NodeSelector)
 	if err != nil {
@@ -380,10 +380,9 @@ func (b *Binder) returnFloating(ctx context.Context, name string, all []v1alpha1
 		if holderKind(a.Tags, b.Cluster) != api.HolderFloating || a.Tags[api.TagOwner] != name {
 			continue
 		}
-		if ourAssociation(a, nil, b.Cluster) {
-			if err := b.disassociate(ctx, a); err != nil {
-				return err
-			}
+		a, err := b.takeOff(ctx, a)
+		if err != nil {
+			return err
 		}
 		if err := b.untagHolder(ctx, a); err != nil {
 			return fmt.Errorf("returning floating address %s (%s) of pool %s: %w", a.PublicIP, a.AllocationID, name, err)

@@ -199,13 +199,9 @@ func (b *Binder) nodeAddresses(name string) []Address {
 func (b *Binder) takeForNode(ctx context.Context, pool *v1alpha1.EIPPool, node *corev1.Node, all []v1alpha1.EIPPool) (Address, error) {
 	unlock := b.lockKey("pool/" + pool.Name)
 	defer unlock()
-	var reservations v1alpha1.EIPReservationList
-	if err := b.Client.List(ctx, &reservations); err != nil {
-		return Address{}, fmt.Errorf("listing reservations: %w", err)
-	}
-	reserved := map[string]bool{}
-	for _, r := range reservations.Items {
-		reserved[r.Name] = true
+	reserved, err := b.reservedByName(ctx)
+	if err != nil {
+		return Address{}, err
 	}
 	var free []Address
 	total := int32(0)
@@ -216,7 +212,7 @@ func (b *Binder) takeForNode(ctx context.Context, pool *v1alpha1.EIPPool, node *
 		total++
 		// Held by a holder of any kind, reserved, or associated by anyone:
 		// never taken.
-		if holderKind(a.Tags, b.Cluster) == "" && a.Tags[api.TagHolder] == "" && a.AssociationID == "" && !reserved[a.AllocationID] {
+		if holderKind(a.Tags, b.Cluster) == "" && a.Tags[api.TagHolder] == "" && a.AssociationID == "" && reserved[a.AllocationID] == nil {
 			free = append(free, a)
 		}
 	}
@@ -335,11 +331,9 @@ func (b *Binder) unmarkNode(ctx context.Context, node *corev1.Node) error {
 // holder tags removed), or to AWS under a Release policy.
 func (b *Binder) freeNodeAddresses(ctx context.Context, name string, addrs []Address, all []v1alpha1.EIPPool, why string) error {
 	for _, a := range addrs {
-		if ourAssociation(a, nil, b.Cluster) {
-			if err := b.disassociate(ctx, a); err != nil {
-				return err
-			}
-			a.AssociationID, a.ENI, a.PrivateIP = "", "", ""
+		a, err := b.takeOff(ctx, a)
+		if err != nil {
+			return err
 		}
 		owners := pools.Of(a.Tags, all)
 		var pool *v1alpha1.EIPPool
@@ -372,6 +366,19 @@ func (b *Binder) freeNodeAddresses(ctx context.Context, name string, addrs []Add
 		b.requestStatus()
 	}
 	return nil
+}
+
+// takeOff disassociates a node's or floating address from its holder if
+// the association is kube-eip's, and returns it as it is now.
+func (b *Binder) takeOff(ctx context.Context, a Address) (Address, error) {
+	if !ourAssociation(a, nil, b.Cluster) {
+		return a, nil
+	}
+	if err := b.disassociate(ctx, a); err != nil {
+		return a, err
+	}
+	a.AssociationID, a.ENI, a.PrivateIP = "", "", ""
+	return a, nil
 }
 
 // holderTags are the tags that make a pool's address a node's or a
@@ -415,12 +422,8 @@ func (b *Binder) waitingNodes(ctx context.Context, pool *v1alpha1.EIPPool) []*co
 	if pool.Spec.NodeSelector == nil || pool.Spec.Floating != nil {
 		return nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(pool.Spec.NodeSelector)
+	nodes, err := b.groupNodes(ctx, pool)
 	if err != nil {
-		return nil
-	}
-	var nodes corev1.NodeList
-	if err := b.Client.List(ctx, &nodes, client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil
 	}
 	holding := map[string]bool{}
@@ -429,14 +432,7 @@ func (b *Binder) waitingNodes(ctx context.Context, pool *v1alpha1.EIPPool) []*co
 			holding[a.Tags[api.TagOwner]] = true
 		}
 	}
-	var out []*corev1.Node
-	for i := range nodes.Items {
-		if n := &nodes.Items[i]; !holding[n.Name] && n.DeletionTimestamp == nil {
-			out = append(out, n)
-		}
-	}
-	slices.SortFunc(out, func(x, y *corev1.Node) int { return strings.Compare(x.Name, y.Name) })
-	return out
+	return slices.DeleteFunc(nodes, func(n *corev1.Node) bool { return holding[n.Name] || n.DeletionTimestamp != nil })
 }
 
 func (b *Binder) enqueueNode(n *corev1.Node) {

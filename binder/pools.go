@@ -132,15 +132,25 @@ func (b *Binder) syncStatuses(ctx context.Context) error {
 	if err := b.Client.List(ctx, &all); err != nil {
 		return fmt.Errorf("listing pools: %w", err)
 	}
+	reserved, err := b.reservedByName(ctx)
+	if err != nil {
+		return err
+	}
+	return b.syncPools(ctx, all.Items, reserved)
+}
+
+// reservedByName lists the reservations, from the cache, by name: the
+// allocation id of the address each reserves.
+func (b *Binder) reservedByName(ctx context.Context) (map[string]*v1alpha1.EIPReservation, error) {
 	var reservations v1alpha1.EIPReservationList
 	if err := b.Client.List(ctx, &reservations); err != nil {
-		return fmt.Errorf("listing reservations: %w", err)
+		return nil, fmt.Errorf("listing reservations: %w", err)
 	}
-	reserved := map[string]*v1alpha1.EIPReservation{}
+	reserved := make(map[string]*v1alpha1.EIPReservation, len(reservations.Items))
 	for i := range reservations.Items {
 		reserved[reservations.Items[i].Name] = &reservations.Items[i]
 	}
-	return b.syncPools(ctx, all.Items, reserved)
+	return reserved, nil
 }
 
 // syncPools writes the status of every pool, and grows those that need

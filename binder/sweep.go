@@ -116,13 +116,9 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 	}
 	ix := indexPods(pods.Items)
 	b.released.forgetGone(func(uid types.UID) bool { return ix.byUID[string(uid)] != nil }, listed)
-	var reservations v1alpha1.EIPReservationList
-	if err := b.Client.List(ctx, &reservations); err != nil {
-		return true, fmt.Errorf("listing reservations: %w", err)
-	}
-	reserved := map[string]*v1alpha1.EIPReservation{}
-	for i := range reservations.Items {
-		reserved[reservations.Items[i].Name] = &reservations.Items[i]
+	reserved, err := b.reservedByName(ctx)
+	if err != nil {
+		return true, err
 	}
 
 	live := map[string]bool{}
@@ -150,16 +146,14 @@ func (b *Binder) sweep(ctx context.Context) (loaded bool, err error) {
 		switch holderKind(a.Tags, b.Cluster) {
 		case api.HolderNode:
 			keep(b.sweepNodeAddress(ctx, a, nodes, poolList.Items))
-		case "":
+		case api.HolderPod, "":
 			if owners := pools.Of(a.Tags, poolList.Items); len(owners) == 1 && owners[0].Spec.NodeSelector != nil {
-				// A node pool's free address: kube-eip associates those only
-				// once they are tagged for a holder, so an association on
-				// one is someone else's, and stays.
+				// A node pool's free address (a pod's is no pool's): kube-eip
+				// associates those only once they are tagged for a holder,
+				// so an association on one is someone else's, and stays.
 				b.clearOrphan(a.AllocationID)
 				continue
 			}
-			keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
-		case api.HolderPod:
 			keep(b.sweepAddress(ctx, a, ix, reserved[a.AllocationID]))
 		case api.HolderFloating:
 			// The floating room keeps it placed; an address of a pool that

@@ -23,20 +23,10 @@ import (
 	"github.com/kube-eip/kube-eip/e2e/stack"
 )
 
-// nodeHolding is what the emulator shows on a node's primary IP.
-type nodeHolding struct {
-	allocID, assocID, publicIP string
-	tags                       map[string]string
-}
-
 // onPrimaryIPs reads, from the emulator, the Elastic IP on each node's
 // primary ENI and primary private IP.
-func onPrimaryIPs(nodes []fakenode.NodeInfo) map[string]nodeHolding {
-	out := map[string]nodeHolding{}
-	for name, a := range stack.OnPrimaryIPs(env.EC2.Snapshot(), nodes) {
-		out[name] = nodeHolding{allocID: a.AllocationID, assocID: a.AssociationID, publicIP: a.PublicIP, tags: a.Tags}
-	}
-	return out
+func onPrimaryIPs(nodes []fakenode.NodeInfo) map[string]ec2sim.Address {
+	return stack.OnPrimaryIPs(env.EC2.Snapshot(), nodes)
 }
 
 func addressByID(state ec2sim.State, id string) (ec2sim.Address, bool) {
@@ -91,7 +81,7 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 
 	// Three nodes, three distinct addresses of the pool, each on its own
 	// primary IP; a node's taint gone only where the address is.
-	var bound map[string]nodeHolding
+	var bound map[string]ec2sim.Address
 	eventually(t, time.Minute, "every node of the group bound", func(ctx context.Context) (bool, string, error) {
 		// The nodes first, then EC2: a taint seen gone must have its
 		// address in the later snapshot, since the binder removes it only
@@ -112,7 +102,7 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 			if !tainted && !ok {
 				return false, "", fmt.Errorf("node %s lost its startup taint with no address on its primary IP %s", n.Name, n.PrivateIP)
 			}
-			if !ok || tainted || node.Labels[api.LabelPublicIP] != h.publicIP {
+			if !ok || tainted || node.Labels[api.LabelPublicIP] != h.PublicIP {
 				return false, fmt.Sprintf("node %s: address %+v, tainted %v, labels %v", n.Name, h, tainted, node.Labels), nil
 			}
 		}
@@ -120,12 +110,12 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 	})
 	seen := map[string]string{}
 	for name, h := range bound {
-		if other, dup := seen[h.allocID]; dup {
-			t.Fatalf("nodes %s and %s both hold %s", other, name, h.allocID)
+		if other, dup := seen[h.AllocationID]; dup {
+			t.Fatalf("nodes %s and %s both hold %s", other, name, h.AllocationID)
 		}
-		seen[h.allocID] = name
-		if !slices.Contains(ids, h.allocID) || h.tags[api.TagHolder] != api.HolderNode || h.tags[api.TagOwner] != name {
-			t.Errorf("node %s holds %s with tags %v; want one of the pool's, tagged for the node", name, h.allocID, h.tags)
+		seen[h.AllocationID] = name
+		if !slices.Contains(ids, h.AllocationID) || h.Tags[api.TagHolder] != api.HolderNode || h.Tags[api.TagOwner] != name {
+			t.Errorf("node %s holds %s with tags %v; want one of the pool's, tagged for the node", name, h.AllocationID, h.Tags)
 		}
 	}
 	waitPoolStatus(t, pool.Name, "shows the three nodes", func(st v1alpha1.EIPPoolStatus) bool {
@@ -138,7 +128,7 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 		t.Fatalf("restarting the binder: %v", err)
 	}
 	afterSweeps(t, 2)
-	if got := onPrimaryIPs(group.Nodes()); !maps.EqualFunc(got, bound, func(a, b nodeHolding) bool { return a.assocID == b.assocID }) {
+	if got := onPrimaryIPs(group.Nodes()); !maps.EqualFunc(got, bound, func(a, b ec2sim.Address) bool { return a.AssociationID == b.AssociationID }) {
 		t.Fatalf("a binder restart moved node addresses: before %v, after %v", bound, got)
 	}
 
@@ -167,12 +157,12 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 	ids = append(ids, allocateTagged(t, tags, 1)...)
 	eventually(t, time.Minute, "the fourth node bound once the pool grew", func(ctx context.Context) (bool, string, error) {
 		got := onPrimaryIPs(extra.Nodes())
-		return got[fourth.Name].allocID == ids[3], fmt.Sprintf("%v", got), nil
+		return got[fourth.Name].AllocationID == ids[3], fmt.Sprintf("%v", got), nil
 	})
 
 	// Deleting a node returns its address to the pool.
 	gone := group.Nodes()[0]
-	freed := bound[gone.Name].allocID
+	freed := bound[gone.Name].AllocationID
 	if err := kube.CoreV1().Nodes().Delete(ctx, gone.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("deleting node %s: %v", gone.Name, err)
 	}
@@ -187,7 +177,7 @@ func TestANodePoolGivesEveryNodeOfItsGroupAnAddress(t *testing.T) {
 		return st.Total == 4 && st.Bound == 3 && st.Free == 1
 	})
 	for name, h := range onPrimaryIPs(append(group.Nodes(), extra.Nodes()...)) {
-		if before, ok := bound[name]; ok && before.assocID != h.assocID {
+		if before, ok := bound[name]; ok && before.AssociationID != h.AssociationID {
 			t.Errorf("node %s's address moved while another node went", name)
 		}
 	}
