@@ -12,6 +12,9 @@ HELM3_VERSION ?= v3.22.0
 HELM4_VERSION ?= v4.3.1
 
 BIN := $(CURDIR)/bin
+# The repository's own helper programs build as the image does (no cgo,
+# trimmed paths), so they reuse the packages its build already compiled.
+GO_RUN := CGO_ENABLED=0 go run -trimpath
 GO_TEST_FLAGS ?= -race -count=1
 # The e2e suite starts a control plane; give it room on 2 cores.
 E2E_TIMEOUT ?= 20m
@@ -36,7 +39,7 @@ IMAGE_DIR := $(BIN)/image
 .PHONY: image
 image: ## build the OCI image without a container engine: bin/image/oci (OCI layout), bin/image/kube-eip.tar (docker load)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "-s -w -X main.Version=$(VERSION)" -o $(IMAGE_DIR)/kube-eip ./cmd/kube-eip
-	go run ./hack/image -binary $(IMAGE_DIR)/kube-eip -out $(IMAGE_DIR) -ref $(IMAGE_REF) -arch $(IMAGE_ARCH) \
+	$(GO_RUN) ./hack/image -binary $(IMAGE_DIR)/kube-eip -out $(IMAGE_DIR) -ref $(IMAGE_REF) -arch $(IMAGE_ARCH) \
 		-version $(VERSION) -revision $(REVISION) -created-unix $(SOURCE_DATE_EPOCH)
 
 .PHONY: tools
@@ -80,8 +83,8 @@ generate: $(CONTROLLER_GEN) helm ## regenerate deep-copy code, CRDs, roles, admi
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
 	$(CONTROLLER_GEN) rbac:roleName=kube-eip-binder paths=./binder/... output:rbac:artifacts:config=deploy/rbac/binder
 	$(CONTROLLER_GEN) rbac:roleName=kube-eip-webhook paths=./webhook/... output:rbac:artifacts:config=deploy/rbac/webhook
-	go run ./hack/manifests -helm $(HELM4)
-	go run ./hack/chartdocs -chart charts/kube-eip README.md
+	$(GO_RUN) ./hack/manifests -helm $(HELM4)
+	$(GO_RUN) ./hack/chartdocs -chart charts/kube-eip README.md
 
 .PHONY: verify-generate
 GENERATED := api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR) deploy/rbac deploy/admission-policies.yaml deploy/manifests \
@@ -115,7 +118,7 @@ e2e-builds: image
 test: tools verify-generate helm-lint e2e-builds ## unit and end-to-end tests, then bounded fuzzing (what CI runs)
 	rm -rf $(AUDIT_DIR)
 	$(AUDIT_ENV) $(E2E_ENV) go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
-	go run ./hack/rbaccheck -dir $(AUDIT_DIR)
+	$(GO_RUN) ./hack/rbaccheck -dir $(AUDIT_DIR)
 	cd e2e/certmanager && go test -count=1 ./crds/
 	$(MAKE) --no-print-directory fuzz
 
