@@ -19,6 +19,7 @@ func main() {
 	flag.StringVar(&o.Listen, "listen", "127.0.0.1:4750", "loopback address to serve on")
 	flag.StringVar(&o.StateFile, "state", "", "JSON file to load the state from and save it to")
 	flag.StringVar(&o.Region, "region", "us-east-1", "emulated region")
+	flag.BoolVar(&o.LocalZone, "local-zone", false, "opt in to the region's Boston Local Zone and give the VPC a subnet there")
 	flag.StringVar(&o.ClusterName, "cluster-name", "kube-eip-dev", "cluster the VPC and subnets are tagged for")
 	flag.IntVar(&o.EIPQuota, "eip-quota", 5, "Elastic IPs the account may hold (0: AWS default of 5, -1: unlimited)")
 	flag.Float64Var(&o.Throttle.Scale, "throttle-scale", 1, "multiply token bucket sizes and refill rates")

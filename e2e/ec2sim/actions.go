@@ -41,6 +41,8 @@ var actions = map[string]actionSpec{
 	"DeleteTags":                 {handle: (*world).deleteTags, mutates: true, bucket: tagsBucket},
 	"RunInstances":               {handle: (*world).runInstances, mutates: true, bucket: mutatingBucket},
 	"TerminateInstances":         {handle: (*world).terminateInstances, mutates: true, bucket: mutatingBucket},
+	"StopInstances":              {handle: (*world).stopInstances, mutates: true, bucket: mutatingBucket},
+	"StartInstances":             {handle: (*world).startInstances, mutates: true, bucket: mutatingBucket},
 	"DescribeInstances":          {handle: (*world).describeInstances, bucket: describeBucket},
 	"CreateNetworkInterface":     {handle: (*world).createNetworkInterface, mutates: true, bucket: mutatingBucket},
 	"DeleteNetworkInterface":     {handle: (*world).deleteNetworkInterface, mutates: true, bucket: mutatingBucket},
@@ -51,6 +53,7 @@ var actions = map[string]actionSpec{
 	"DescribeSubnets":            {handle: (*world).describeSubnets, bucket: describeBucket},
 	"DescribeVpcs":               {handle: (*world).describeVpcs, bucket: describeBucket},
 	"DescribeAccountAttributes":  {handle: (*world).describeAccountAttributes, bucket: describeBucket},
+	"DescribeAvailabilityZones":  {handle: (*world).describeAvailabilityZones, bucket: describeBucket},
 	"DescribeNetworkInterfaces": {handle: (*world).describeNetworkInterfaces, bucket: describeBucket,
 		unfilteredBucket: &unfilteredDescribeBucket, idParam: "NetworkInterfaceId"},
 }

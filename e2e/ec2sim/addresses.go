@@ -54,7 +54,7 @@ func (w *world) allocateAddress(c call) (response, error) {
 	nbg := c.p.str("NetworkBorderGroup")
 	if nbg == "" {
 		nbg = w.region
-	} else if nbg != w.region {
+	} else if !w.borderGroupKnown(nbg) {
 		return nil, invalidValue("Invalid value '%s' for NetworkBorderGroup.", nbg)
 	}
 	specs, err := parseTagSpecs(c.p, "elastic-ip")
@@ -163,6 +163,14 @@ func (w *world) associateAddress(c call) (response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if group := w.borderGroupOf(eni.AvailabilityZone); group != a.NetworkBorderGroup {
+		// AWS documents the refusal ("You cannot associate an Elastic IP
+		// address with an interface in a different network border group")
+		// but not its code; this is the code EC2 gives other mismatched
+		// pairs of parameters.
+		return nil, invalidCombination("You cannot associate an Elastic IP address with an interface in a different network border group: "+
+			"%s is in %s, %s in %s (%s).", a.AllocationID, a.NetworkBorderGroup, eni.ID, group, eni.AvailabilityZone)
+	}
 	ip := c.p.str("PrivateIpAddress")
 	if ip == "" {
 		ip = eni.PrivateIPs[0]
@@ -233,7 +241,9 @@ func (w *world) releaseAddress(c call) (response, error) {
 		return nil, err
 	}
 	if nbg := c.p.str("NetworkBorderGroup"); nbg != "" && nbg != a.NetworkBorderGroup {
-		return nil, invalidValue("Invalid value '%s' for NetworkBorderGroup.", nbg)
+		// As AWS documents: an incorrect network border group is answered
+		// as if the address did not exist.
+		return nil, clientError("InvalidAddress.NotFound", "The address '%s' does not exist in network border group '%s'", a.PublicIP, nbg)
 	}
 	// Outside the account's default VPC, EC2 refuses to release an address
 	// that is still associated instead of disassociating it silently.

@@ -2,6 +2,7 @@ package ec2sim
 
 import (
 	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -308,4 +309,67 @@ func (w *world) primaryAddresses(inst *Instance) (private, public string) {
 		public = a.PublicIP
 	}
 	return private, public
+}
+
+type stopInstancesResponse struct {
+	respMeta
+	Instances items[xmlStateChange] `xml:"instancesSet"`
+}
+
+type startInstancesResponse struct {
+	respMeta
+	Instances items[xmlStateChange] `xml:"instancesSet"`
+}
+
+// stopInstances stops instances at once; the answer says stopping, as
+// EC2's does, while later describes see stopped. A stopped instance keeps
+// its ENIs, their private IPs and their Elastic IP associations.
+func (w *world) stopInstances(c call) (response, error) {
+	changes, err := w.changeState(c, stateStopping, stateStopped, stateRunning)
+	if err != nil {
+		return nil, err
+	}
+	return &stopInstancesResponse{Instances: changes}, nil
+}
+
+// startInstances starts stopped instances again, running at once.
+func (w *world) startInstances(c call) (response, error) {
+	changes, err := w.changeState(c, statePending, stateRunning, stateStopped)
+	if err != nil {
+		return nil, err
+	}
+	return &startInstancesResponse{Instances: changes}, nil
+}
+
+// changeState moves the named instances from one of the states from to
+// end, answering answered as EC2 does for the transition; an instance
+// already in end is left as it is, and one in any other state refuses the
+// whole call.
+func (w *world) changeState(c call, answered, end string, from ...string) (items[xmlStateChange], error) {
+	var out items[xmlStateChange]
+	ids := c.p.list("InstanceId")
+	if len(ids) == 0 {
+		return out, missingParameter("InstanceId")
+	}
+	var insts []*Instance
+	for _, id := range ids {
+		inst, err := w.lookupInstance(id)
+		if err != nil {
+			return out, err
+		}
+		if inst.State != end && !slices.Contains(from, inst.State) {
+			return out, clientError("IncorrectInstanceState",
+				"The instance '%s' is not in a state from which it can be %s.", id, end)
+		}
+		insts = append(insts, inst)
+	}
+	for _, inst := range insts {
+		prev, current := inst.State, answered
+		if prev == end {
+			current = end
+		}
+		inst.State = end
+		out.Item = append(out.Item, xmlStateChange{InstanceID: inst.ID, CurrentState: instanceState(current), PreviousState: instanceState(prev)})
+	}
+	return out, nil
 }

@@ -209,3 +209,48 @@ func TestDescribeInstancesFiltersAndPaging(t *testing.T) {
 	_, err = c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-0123456789abcdef0"}})
 	wantCode(t, err, "InvalidInstanceID.NotFound")
 }
+
+// A stopped instance keeps its interface and the Elastic IP on it, refuses
+// a new association by instance, and starts again.
+func TestStopAndStartInstances(t *testing.T) {
+	_, c, ctx := setup(t)
+	inst := launch(t, ctx, c, "us-east-1b")
+	eni := inst.NetworkInterfaces[0].NetworkInterfaceId
+	addr, err := c.AllocateAddress(ctx, &ec2.AllocateAddressInput{})
+	noErr(t, err)
+	_, err = c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: addr.AllocationId, NetworkInterfaceId: eni})
+	noErr(t, err)
+
+	out, err := c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{aws.ToString(inst.InstanceId)}})
+	noErr(t, err)
+	if len(out.StoppingInstances) != 1 || out.StoppingInstances[0].CurrentState.Name != types.InstanceStateNameStopping ||
+		out.StoppingInstances[0].PreviousState.Name != types.InstanceStateNameRunning {
+		t.Fatalf("stop answered %+v", out.StoppingInstances)
+	}
+	desc, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(inst.InstanceId)}})
+	noErr(t, err)
+	if got := desc.Reservations[0].Instances[0]; got.State.Name != types.InstanceStateNameStopped || len(got.NetworkInterfaces) != 1 {
+		t.Fatalf("stopped instance %+v", got)
+	}
+	if a := describeAddress(t, ctx, c, aws.ToString(addr.AllocationId)); aws.ToString(a.NetworkInterfaceId) != aws.ToString(eni) {
+		t.Errorf("the address left the stopped instance's interface: %+v", a)
+	}
+	other, err := c.AllocateAddress(ctx, &ec2.AllocateAddressInput{})
+	noErr(t, err)
+	_, err = c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: other.AllocationId, InstanceId: inst.InstanceId})
+	wantCode(t, err, "IncorrectInstanceState")
+	_, err = c.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{aws.ToString(inst.InstanceId)}})
+	noErr(t, err) // stopping a stopped instance changes nothing
+
+	started, err := c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{aws.ToString(inst.InstanceId)}})
+	noErr(t, err)
+	if started.StartingInstances[0].CurrentState.Name != types.InstanceStateNamePending {
+		t.Errorf("start answered %+v", started.StartingInstances)
+	}
+	_, err = c.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: other.AllocationId, InstanceId: inst.InstanceId})
+	noErr(t, err)
+	_, err = c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(inst.InstanceId)}})
+	noErr(t, err)
+	_, err = c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{aws.ToString(inst.InstanceId)}})
+	wantCode(t, err, "IncorrectInstanceState")
+}

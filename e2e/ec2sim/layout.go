@@ -49,6 +49,26 @@ func (w *world) buildLayout(cluster string) {
 		w.subnets[sub.ID] = sub
 		w.spaces[sub.ID] = newSubnetSpace(sub.ID, cidr)
 	}
+	for _, z := range w.zones {
+		if z.Type != zoneTypeLocal || !z.OptedIn {
+			continue
+		}
+		cidr := netip.MustParsePrefix(localZoneCIDR)
+		sub := &Subnet{
+			ID:                 w.newID("subnet"),
+			VpcID:              vpc.ID,
+			AvailabilityZone:   z.Name,
+			AvailabilityZoneID: z.ID,
+			CIDR:               cidr.String(),
+			Tags: map[string]string{
+				"Name":                         fmt.Sprintf("%s-localzone/%s", cluster, z.Name),
+				"alpha.eksctl.io/cluster-name": cluster,
+				clusterTag:                     "shared",
+			},
+		}
+		w.subnets[sub.ID] = sub
+		w.spaces[sub.ID] = newSubnetSpace(sub.ID, cidr)
+	}
 }
 
 // regionShort abbreviates a region the way zone ids do: us-east-1 → use1.

@@ -97,6 +97,8 @@ const (
 	stateRunning      = "running"
 	stateShuttingDown = "shutting-down"
 	stateTerminated   = "terminated"
+	stateStopping     = "stopping"
+	stateStopped      = "stopped"
 )
 
 var stateCodes = map[string]int{
@@ -104,6 +106,8 @@ var stateCodes = map[string]int{
 	stateRunning:      16,
 	stateShuttingDown: 32,
 	stateTerminated:   48,
+	stateStopping:     64,
+	stateStopped:      80,
 }
 
 func (a Address) clone() Address {

@@ -18,6 +18,10 @@ type Options struct {
 	AccountID string
 	// ClusterName names and tags the VPC and subnets the way eksctl does.
 	ClusterName string
+	// LocalZone opts the account in to the region's Boston Local Zone
+	// (<region>-bos-1a, network border group <region>-bos-1) and gives the
+	// cluster's VPC a subnet there. Nodes land there only when asked to.
+	LocalZone bool
 	// PublicIPv4Pools are BYOIP pools (id → IPv4 CIDR) AllocateAddress may
 	// draw from with PublicIpv4Pool; "amazon" is always available.
 	PublicIPv4Pools PublicIPv4Pools

@@ -98,6 +98,18 @@ func TestDryRunEveryAction(t *testing.T) {
 			_, err := c.DescribeAccountAttributes(ctx, &ec2.DescribeAccountAttributesInput{DryRun: dry})
 			return err
 		},
+		"DescribeAvailabilityZones": func(ctx context.Context) error {
+			_, err := c.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{DryRun: dry})
+			return err
+		},
+		"StopInstances": func(ctx context.Context) error {
+			_, err := c.StopInstances(ctx, &ec2.StopInstancesInput{DryRun: dry, InstanceIds: []string{"i-0123456789abcdef0"}})
+			return err
+		},
+		"StartInstances": func(ctx context.Context) error {
+			_, err := c.StartInstances(ctx, &ec2.StartInstancesInput{DryRun: dry, InstanceIds: []string{"i-0123456789abcdef0"}})
+			return err
+		},
 	}
 	for _, action := range Actions() {
 		call, ok := calls[action]

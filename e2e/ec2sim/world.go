@@ -18,6 +18,8 @@ type world struct {
 	eipQuota  int
 	pools     map[string]netip.Prefix
 	rng       *rand.Rand
+	// zones are the region's availability zones and Local Zones.
+	zones []zone
 
 	vpcs      map[string]*Vpc
 	subnets   map[string]*Subnet
@@ -47,6 +49,7 @@ func newWorld(o Options, rng *rand.Rand, pools map[string]netip.Prefix) *world {
 		eipQuota:      o.EIPQuota,
 		pools:         pools,
 		rng:           rng,
+		zones:         buildZones(o.Region, o.LocalZone),
 		vpcs:          map[string]*Vpc{},
 		subnets:       map[string]*Subnet{},
 		addresses:     map[string]*Address{},
