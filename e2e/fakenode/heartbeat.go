@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,24 @@ func (k *Kubelet) leaseSeconds() int32 {
 // instance runs.
 func (k *Kubelet) StopHeartbeats(name string) error {
 	return k.setSilent(name, true)
+}
+
+// StopInstance stops a node's EC2 instance, as a shutdown from inside it
+// or an instance stop in the console would: the node goes silent (no Lease
+// renewal, no status) and its instance shows stopped, keeping its network
+// interfaces and the Elastic IPs on them. The Node object stays.
+func (k *Kubelet) StopInstance(ctx context.Context, name string) error {
+	k.mu.Lock()
+	n := k.nodes[name]
+	k.mu.Unlock()
+	if n == nil {
+		return fmt.Errorf("no node %s in group %s", name, k.opts.Group)
+	}
+	n.silent.Store(true)
+	if _, err := k.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{n.inst.ID}}); err != nil {
+		return fmt.Errorf("stopping instance %s of node %s: %w", n.inst.ID, name, err)
+	}
+	return nil
 }
 
 // ResumeHeartbeats starts a node's heartbeats again.

@@ -49,6 +49,21 @@ func (k *Kubelet) instanceTags() []ec2types.Tag {
 // subnets lists the subnets to spread nodes over, one per zone, by zone.
 func (k *Kubelet) subnets(ctx context.Context) ([]subnet, error) {
 	in := &ec2.DescribeSubnetsInput{SubnetIds: k.opts.SubnetIDs}
+	zones := k.opts.Zones
+	if len(zones) == 0 && len(k.opts.SubnetIDs) == 0 {
+		out, err := k.ec2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{
+			Filters: []ec2types.Filter{{Name: aws.String("zone-type"), Values: []string{"availability-zone"}}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("describing the region's availability zones: %w", err)
+		}
+		for _, z := range out.AvailabilityZones {
+			zones = append(zones, aws.ToString(z.ZoneName))
+		}
+	}
+	if len(zones) > 0 {
+		in.Filters = []ec2types.Filter{{Name: aws.String("availability-zone"), Values: zones}}
+	}
 	var all []subnet
 	pages := ec2.NewDescribeSubnetsPaginator(k.ec2, in)
 	for pages.HasMorePages() {
@@ -65,7 +80,7 @@ func (k *Kubelet) subnets(ctx context.Context) ([]subnet, error) {
 	})
 	all = slices.CompactFunc(all, func(a, b subnet) bool { return a.Zone == b.Zone })
 	if len(all) == 0 {
-		return nil, fmt.Errorf("no subnets to launch nodes into (asked for %v)", k.opts.SubnetIDs)
+		return nil, fmt.Errorf("no subnets to launch nodes into (asked for subnets %v, zones %v)", k.opts.SubnetIDs, zones)
 	}
 	return all, nil
 }

@@ -57,8 +57,18 @@ func instanceIDOf(providerID string) string {
 	return providerID[strings.LastIndexByte(providerID, '/')+1:]
 }
 
-// regionOf drops the zone letter: us-east-1a → us-east-1.
-func regionOf(zone string) string { return strings.TrimRight(zone, "abcdefghijklmnopqrstuvwxyz") }
+// regionOf is a zone's region: its name up to the first number, which
+// ends a region's name (us-east-1a and the Local Zone us-east-1-bos-1a are
+// both in us-east-1, us-gov-west-1a in us-gov-west-1).
+func regionOf(zone string) string {
+	parts := strings.Split(zone, "-")
+	for i, p := range parts {
+		if n := strings.TrimRight(p, "abcdefghijklmnopqrstuvwxyz"); n != "" && strings.Trim(n, "0123456789") == "" {
+			return strings.Join(append(parts[:i:i], n), "-")
+		}
+	}
+	return zone
+}
 
 // nodeName is the EC2 private DNS name, which EKS nodes are named after.
 func nodeName(inst instance) string {

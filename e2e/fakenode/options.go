@@ -46,8 +46,12 @@ type Options struct {
 	// ImageID is the AMI the instances claim to run.
 	ImageID string
 	// SubnetIDs restricts the subnets nodes are spread over (one per zone,
-	// round-robin); empty means every subnet DescribeSubnets returns.
+	// round-robin).
 	SubnetIDs []string
+	// Zones restricts them to subnets of these zones. With neither set,
+	// nodes go to every availability zone of the region and never to a
+	// Local Zone: as on EKS, nodes run there only in a group made for it.
+	Zones []string
 	// MaxPods is the nodes' pods capacity; 0 means 110.
 	MaxPods int
 

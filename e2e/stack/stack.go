@@ -359,6 +359,9 @@ type NodeGroup struct {
 	// kubelet's 10 s); the Leases last four times as long, as the
 	// kubelet's do.
 	LeaseInterval time.Duration
+	// Zones are the zones the nodes go to; empty means the region's
+	// availability zones (never a Local Zone).
+	Zones []string
 }
 
 // StartNodeGroup starts another set of fake nodes, like a second EKS node
@@ -368,7 +371,7 @@ func (s *Stack) StartNodeGroup(ctx context.Context, g NodeGroup) (*fakenode.Kube
 	if err != nil {
 		return nil, err
 	}
-	o.Group, o.Labels, o.Taints = g.Name, g.Labels, g.Taints
+	o.Group, o.Labels, o.Taints, o.Zones = g.Name, g.Labels, g.Taints, g.Zones
 	if g.LeaseInterval > 0 {
 		o.LeaseInterval = g.LeaseInterval
 	}
