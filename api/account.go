@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"maps"
 	"strconv"
 	"time"
 )
@@ -16,6 +18,12 @@ const (
 	AccountKeyQuota     = "elasticIPQuota"
 	AccountKeyAllocated = "elasticIPsAllocated"
 	AccountKeyCountedAt = "countedAt"
+	// AccountKeyBorderGroups maps the region's zones to their network
+	// border groups, as JSON ({"us-east-1a": "us-east-1", …}).
+	AccountKeyBorderGroups = "networkBorderGroups"
+	// AccountKeyRegion is the region: the border group of its availability
+	// zones.
+	AccountKeyRegion = "region"
 )
 
 // Account is what the binder knows of the account's Elastic IPs in its
@@ -25,18 +33,31 @@ type Account struct {
 	Quota     int
 	Allocated int
 	CountedAt time.Time
+	// Zones maps the region's zones, Local Zones included, to their
+	// network border groups; nil until the binder could read them.
+	Zones map[string]string
+	// Region is the region, whose name is its availability zones' group.
+	Region string
 }
+
+// SameZones tells whether two accounts know the same zones.
+func (a Account) SameZones(b Account) bool { return a.Region == b.Region && maps.Equal(a.Zones, b.Zones) }
 
 // Room is how many more addresses the account can allocate.
 func (a Account) Room() int { return max(0, a.Quota-a.Allocated) }
 
 // Data is the account as AccountConfigMap's data.
 func (a Account) Data() map[string]string {
-	return map[string]string{
+	data := map[string]string{
 		AccountKeyQuota:     strconv.Itoa(a.Quota),
 		AccountKeyAllocated: strconv.Itoa(a.Allocated),
 		AccountKeyCountedAt: a.CountedAt.UTC().Format(time.RFC3339),
 	}
+	if len(a.Zones) > 0 && a.Region != "" {
+		zones, _ := json.Marshal(a.Zones) // a map of strings always encodes
+		data[AccountKeyBorderGroups], data[AccountKeyRegion] = string(zones), a.Region
+	}
+	return data
 }
 
 // ParseAccount reads AccountConfigMap's data; ok is false unless both
@@ -53,6 +74,10 @@ func ParseAccount(data map[string]string) (a Account, ok bool) {
 	a = Account{Quota: quota, Allocated: allocated}
 	if t, err := time.Parse(time.RFC3339, data[AccountKeyCountedAt]); err == nil {
 		a.CountedAt = t
+	}
+	var zones map[string]string
+	if err := json.Unmarshal([]byte(data[AccountKeyBorderGroups]), &zones); err == nil && len(zones) > 0 && data[AccountKeyRegion] != "" {
+		a.Zones, a.Region = zones, data[AccountKeyRegion]
 	}
 	return a, true
 }

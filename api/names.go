@@ -100,6 +100,10 @@ const (
 	// EventRefused: the pod is not authorized for what it asks (its
 	// namespace, pool, BYOIP source, cap or reservation); nothing was done.
 	EventRefused = "EIPRefused"
+	// EventWrongBorderGroup: the holder's zone is in another network border
+	// group than its address, which EC2 cannot associate there; nothing
+	// was done.
+	EventWrongBorderGroup = "EIPWrongBorderGroup"
 )
 
 // EC2 tags on the addresses kube-eip allocates or uses. Every address the

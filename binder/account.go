@@ -55,7 +55,8 @@ func (b *Binder) countAccount(ctx context.Context, allocated int) error {
 		return readErr
 	}
 	count := api.Account{Quota: quota, Allocated: allocated, CountedAt: now}
-	if p := acct.published; p != nil && p.Quota == count.Quota && p.Allocated == count.Allocated {
+	count.Zones, count.Region = b.zones.all(ctx)
+	if p := acct.published; p != nil && p.Quota == count.Quota && p.Allocated == count.Allocated && p.SameZones(count) {
 		return nil
 	}
 	cm := applycorev1.ConfigMap(api.AccountConfigMap, b.Namespace).WithData(count.Data())

@@ -36,6 +36,9 @@ func TestTheSweepPublishesTheAccountsCount(t *testing.T) {
 	if !ok || got.Quota != 5 || got.Allocated != 2 {
 		t.Fatalf("published %+v (%t), want 2 of 5", got, ok)
 	}
+	if got.Region != "us-east-1" || got.Zones["us-east-1b"] != "us-east-1" {
+		t.Errorf("published zones %v of region %q, want the fake's three", got.Zones, got.Region)
+	}
 	cm := &corev1.ConfigMap{}
 	_ = e.client.Get(e.ctx, client.ObjectKey{Namespace: ownNamespace, Name: api.AccountConfigMap}, cm)
 	written := cm.ResourceVersion

@@ -34,8 +34,9 @@ func ownerTag(pod *corev1.Pod) string { return api.OwnerTag(pod.Namespace, pod.N
 
 // obtain returns the address of a pod authorize granted: its reservation's,
 // the one allocated for it already, or a new one within the namespace's
-// cap.
-func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod, g grant) (Address, error) {
+// cap, in the network border group of the pod's zone (group; "" when it
+// is not known).
+func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod, g grant, group string) (Address, error) {
 	if g.res != nil {
 		return b.fromReservation(ctx, pod, g.res)
 	}
@@ -64,14 +65,14 @@ func (b *Binder) obtain(ctx context.Context, pod *corev1.Pod, g grant) (Address,
 	if a, found, err := b.findUncertain(ctx, pod); err != nil || found {
 		return a, err
 	}
-	return b.allocateWithinCap(ctx, pod, g, claim)
+	return b.allocateWithinCap(ctx, pod, g, claim, group)
 }
 
 // allocateWithinCap allocates for the pod unless its namespace holds as
 // many addresses as a cluster admin capped it at. The count and the
 // allocation are one step per namespace, so concurrent binds cannot both
 // take the last one.
-func (b *Binder) allocateWithinCap(ctx context.Context, pod *corev1.Pod, g grant, claim string) (Address, error) {
+func (b *Binder) allocateWithinCap(ctx context.Context, pod *corev1.Pod, g grant, claim, group string) (Address, error) {
 	if _, capped, _ := authz.Cap(g.ns); capped {
 		unlock := b.lockNamespace(pod.Namespace)
 		defer unlock()
@@ -83,7 +84,7 @@ func (b *Binder) allocateWithinCap(ctx context.Context, pod *corev1.Pod, g grant
 			return Address{}, &refusal{msg: problem.Error(), retry: capRecheck}
 		}
 	}
-	return b.allocate(ctx, pod, g.req, claim)
+	return b.allocate(ctx, pod, g.req, claim, group)
 }
 
 // capRecheck is how often a pod over its namespace's cap looks again.
@@ -146,7 +147,7 @@ func (b *Binder) findUncertain(ctx context.Context, pod *corev1.Pod) (Address, b
 	return a, ok, nil
 }
 
-func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request, claim string) (Address, error) {
+func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request, claim, group string) (Address, error) {
 	tags := map[string]string{
 		api.TagCluster: b.Cluster,
 		api.TagHolder:  api.HolderPod,
@@ -164,6 +165,9 @@ func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request
 	if p := req.PublicIPv4Pool; p != "" && p != "amazon" {
 		in.PublicIpv4Pool = aws.String(p)
 	}
+	if group != "" {
+		in.NetworkBorderGroup = aws.String(group)
+	}
 	key := client.ObjectKeyFromObject(pod)
 	if ok, tell := b.quota.admit(key); !ok {
 		return Address{}, &quotaWait{tell: tell}
@@ -179,7 +183,7 @@ func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request
 		}
 		return Address{}, fmt.Errorf("allocating an address: %w", err)
 	}
-	a := Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), Tags: tags}
+	a := Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), BorderGroup: aws.ToString(out.NetworkBorderGroup), Tags: tags}
 	b.inv.put(a)
 	return a, nil
 }

@@ -48,8 +48,9 @@ type Config struct {
 type Binder struct {
 	Config
 
-	inv  *inventory
-	enis *eniResolver
+	inv   *inventory
+	enis  *eniResolver
+	zones *borderGroups
 	// ready is closed once the first sweep loaded the inventory: binding
 	// before that could allocate an address a previous run already holds.
 	ready     chan struct{}
@@ -90,6 +91,7 @@ func New(cfg Config) *Binder {
 	b := &Binder{Config: cfg}
 	b.inv = newInventory(b.Now)
 	b.enis = newENIResolver(b.EC2)
+	b.zones = newBorderGroups(b.EC2, b.Now)
 	b.ready = make(chan struct{})
 	b.requeue = make(chan event.GenericEvent, 1024)
 	b.sweepNow = make(chan struct{}, 1)

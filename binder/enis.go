@@ -24,6 +24,9 @@ import (
 type Target struct {
 	ENI       string
 	PrivateIP string
+	// Zone is the interface's zone, whose network border group the
+	// address must belong to; empty when EC2 did not say.
+	Zone string
 }
 
 // errIPNotFound means no network interface of the pod's instance holds the
@@ -32,6 +35,7 @@ var errIPNotFound = errors.New("no network interface of the instance holds the p
 
 type eniInfo struct {
 	id       string
+	zone     string
 	ips      map[string]bool
 	prefixes []netip.Prefix
 	// primaryIP is set on the instance's primary interface (device index
@@ -62,6 +66,8 @@ func newENIResolver(client cloud.API) *eniResolver {
 // resolve returns the target of a pod on node.
 func (r *eniResolver) resolve(ctx context.Context, pod *corev1.Pod, node *corev1.Node) (Target, error) {
 	if t, ok, err := branchTarget(pod); ok || err != nil {
+		// A branch interface is in its trunk's zone, the node's.
+		t.Zone = providerZone(node)
 		return t, err
 	}
 	instance, err := instanceID(node)
@@ -117,7 +123,7 @@ func (r *eniResolver) primary(ctx context.Context, node *corev1.Node) (Target, e
 		}
 		for _, e := range enis {
 			if e.primaryIP != "" {
-				return Target{ENI: e.id, PrivateIP: e.primaryIP}, nil
+				return Target{ENI: e.id, PrivateIP: e.primaryIP, Zone: e.zone}, nil
 			}
 		}
 	}
@@ -144,11 +150,11 @@ func (r *eniResolver) lookup(instance string, ip netip.Addr) (Target, bool) {
 			return Target{}, false
 		}
 		if e.ips[ip.String()] {
-			return Target{ENI: e.id, PrivateIP: ip.String()}, true
+			return Target{ENI: e.id, PrivateIP: ip.String(), Zone: e.zone}, true
 		}
 		for _, p := range e.prefixes {
 			if p.Contains(ip) {
-				return Target{ENI: e.id, PrivateIP: ip.String()}, true
+				return Target{ENI: e.id, PrivateIP: ip.String(), Zone: e.zone}, true
 			}
 		}
 	}
@@ -169,7 +175,7 @@ func describeInstanceENIs(ctx context.Context, client cloud.API, instances []str
 			if ni.Attachment == nil || ni.Attachment.InstanceId == nil {
 				continue
 			}
-			e := eniInfo{id: aws.ToString(ni.NetworkInterfaceId), ips: map[string]bool{}}
+			e := eniInfo{id: aws.ToString(ni.NetworkInterfaceId), zone: aws.ToString(ni.AvailabilityZone), ips: map[string]bool{}}
 			for _, ip := range ni.PrivateIpAddresses {
 				e.ips[aws.ToString(ip.PrivateIpAddress)] = true
 				if aws.ToInt32(ni.Attachment.DeviceIndex) == 0 && aws.ToBool(ip.Primary) {
@@ -197,6 +203,17 @@ func instanceID(node *corev1.Node) (string, error) {
 		return "", fmt.Errorf("node %s has no EC2 provider ID (spec.providerID %q)", node.Name, id)
 	}
 	return id[i+1:], nil
+}
+
+// providerZone reads a node's zone from its provider ID
+// (aws:///<zone>/<instance-id>).
+func providerZone(node *corev1.Node) string {
+	rest, ok := strings.CutPrefix(node.Spec.ProviderID, "aws:///")
+	if !ok {
+		return ""
+	}
+	zone, _, _ := strings.Cut(rest, "/")
+	return zone
 }
 
 // branchTarget reads the branch interface the VPC CNI gave a pod that uses

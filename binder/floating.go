@@ -270,11 +270,17 @@ func (b *Binder) placeFloating(ctx context.Context, pool *v1alpha1.EIPPool, a Ad
 		}
 		return strings.Compare(x, y)
 	})
+	var otherGroup []string
 	for _, name := range candidates {
 		node := nodes[name]
 		target, err := b.enis.primary(ctx, node)
 		if err != nil {
 			log.FromContext(ctx).Info("a floating address cannot go to a node", "node", name, "err", err.Error())
+			continue
+		}
+		if !api.SameBorderGroup(a.BorderGroup, b.zones.of(ctx, target.Zone)) {
+			// EC2 cannot associate it there.
+			otherGroup = append(otherGroup, name)
 			continue
 		}
 		if err := b.targetFree(ctx, a, target); err != nil {
@@ -291,6 +297,11 @@ func (b *Binder) placeFloating(ctx context.Context, pool *v1alpha1.EIPPool, a Ad
 		load[name]++
 		b.floated(pool, a, moved, nodes[held], held, h, node, target)
 		return name, nil
+	}
+	if len(otherGroup) > 0 {
+		b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, api.EventWrongBorderGroup, "Float",
+			"%s belongs to network border group %s, and healthy nodes %s are in zones of another group, where EC2 cannot associate it",
+			a.PublicIP, a.BorderGroup, strings.Join(otherGroup, ", "))
 	}
 	if held != "" && h.why != "" {
 		b.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, EventNoHealthyNode, "Float",

@@ -48,7 +48,7 @@ var payments = map[string]string{"team": "payments"}
 // actions are every EC2 call the binder may make.
 var actions = []string{
 	"DescribeAddresses", "AllocateAddress", "AssociateAddress", "DisassociateAddress",
-	"ReleaseAddress", "DescribeNetworkInterfaces", "CreateTags", "DescribeAccountAttributes",
+	"ReleaseAddress", "DescribeNetworkInterfaces", "CreateTags", "DescribeAccountAttributes", "DescribeAvailabilityZones",
 }
 
 // env is a binder wired to a fake EC2 account and a fake API server.

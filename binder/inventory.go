@@ -18,7 +18,10 @@ type Address struct {
 	AssociationID string
 	ENI           string
 	PrivateIP     string
-	Tags          map[string]string
+	// BorderGroup is the network border group the address belongs to: it
+	// reaches only interfaces in that group's zones.
+	BorderGroup string
+	Tags        map[string]string
 }
 
 // On reports whether the address is associated with exactly t.
@@ -33,6 +36,7 @@ func addressFromEC2(x types.Address) Address {
 		AssociationID: aws.ToString(x.AssociationId),
 		ENI:           aws.ToString(x.NetworkInterfaceId),
 		PrivateIP:     aws.ToString(x.PrivateIpAddress),
+		BorderGroup:   aws.ToString(x.NetworkBorderGroup),
 		Tags:          make(map[string]string, len(x.Tags)),
 	}
 	for _, t := range x.Tags {

@@ -90,30 +90,33 @@ func (r nodeReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		return reconcile.Result{}, nil
 	}
 	pool := selecting[0]
+	target, resolveErr := b.enis.primary(ctx, node)
+	group := "" // the node's network border group; unknown until resolved
+	if resolveErr == nil {
+		group = b.zones.of(ctx, target.Zone)
+	}
 	var addr *Address
 	var others []Address
 	for _, a := range held {
-		if addr == nil && pools.Selects(pool.Spec.TagSelector, a.Tags) {
+		if addr == nil && pools.Selects(pool.Spec.TagSelector, a.Tags) && api.SameBorderGroup(a.BorderGroup, group) {
 			addr = &a
 		} else {
 			others = append(others, a)
 		}
 	}
-	// One address per node: another pool's, or a second one a lost answer
-	// left, goes back.
+	// One address per node: another pool's, one of another border group,
+	// or a second one a lost answer left, goes back.
 	if err := b.freeNodeAddresses(ctx, node.Name, others, all.Items, "the node holds "+pool.Name+"'s address"); err != nil {
 		return reconcile.Result{}, err
 	}
-	target, err := b.enis.primary(ctx, node)
-	if err != nil {
-		b.Recorder.Eventf(node, nil, corev1.EventTypeWarning, api.EventBindFailed, "Resolve", "%v", err)
-		return reconcile.Result{}, err
+	if resolveErr != nil {
+		b.Recorder.Eventf(node, nil, corev1.EventTypeWarning, api.EventBindFailed, "Resolve", "%v", resolveErr)
+		return reconcile.Result{}, resolveErr
 	}
 	if addr == nil {
-		a, err := b.takeForNode(ctx, pool, node, all.Items)
+		a, err := b.takeForNode(ctx, pool, node, all.Items, group)
 		if errors.Is(err, errNoNodeAddress) {
-			b.Recorder.Eventf(node, pool, corev1.EventTypeWarning, EventNodeNoAddress, "Take",
-				"pool %s has no free address for the node: every one of its addresses is held; tag more Elastic IPs with the pool's tagSelector, or raise growth.maxAddresses", pool.Name)
+			b.Recorder.Eventf(node, pool, corev1.EventTypeWarning, EventNodeNoAddress, "Take", "%s", noNodeAddress(pool, target.Zone, group))
 			b.requestStatus()
 			return reconcile.Result{RequeueAfter: nodeRecheck}, nil
 		} else if err != nil {
@@ -193,10 +196,21 @@ func (b *Binder) nodeAddresses(name string) []Address {
 	return out
 }
 
-// takeForNode gives the node a free address of its pool, growing the pool
-// if it may. One node of a pool takes at a time, so nodes that join at
-// once never take the same address.
-func (b *Binder) takeForNode(ctx context.Context, pool *v1alpha1.EIPPool, node *corev1.Node, all []v1alpha1.EIPPool) (Address, error) {
+// noNodeAddress is the event of a node its pool has no address for.
+func noNodeAddress(pool *v1alpha1.EIPPool, zone, group string) string {
+	if group == "" {
+		return fmt.Sprintf("pool %s has no free address for the node: every one of its addresses is held; "+
+			"tag more Elastic IPs with the pool's tagSelector, or raise growth.maxAddresses", pool.Name)
+	}
+	return fmt.Sprintf("pool %s has no free address of network border group %s, the group of the node's zone %s "+
+		"(an Elastic IP can only be associated within its group): tag more Elastic IPs of %s with the pool's tagSelector, "+
+		"or raise growth.maxAddresses", pool.Name, group, zone, group)
+}
+
+// takeForNode gives the node a free address of its pool in its network
+// border group, growing the pool if it may. One node of a pool takes at a
+// time, so nodes that join at once never take the same address.
+func (b *Binder) takeForNode(ctx context.Context, pool *v1alpha1.EIPPool, node *corev1.Node, all []v1alpha1.EIPPool, group string) (Address, error) {
 	unlock := b.lockKey("pool/" + pool.Name)
 	defer unlock()
 	reserved, err := b.reservedByName(ctx)
@@ -212,7 +226,8 @@ func (b *Binder) takeForNode(ctx context.Context, pool *v1alpha1.EIPPool, node *
 		total++
 		// Held by a holder of any kind, reserved, or associated by anyone:
 		// never taken.
-		if holderKind(a.Tags, b.Cluster) == "" && a.Tags[api.TagHolder] == "" && a.AssociationID == "" && reserved[a.AllocationID] == nil {
+		if holderKind(a.Tags, b.Cluster) == "" && a.Tags[api.TagHolder] == "" && a.AssociationID == "" && reserved[a.AllocationID] == nil &&
+			api.SameBorderGroup(a.BorderGroup, group) {
 			free = append(free, a)
 		}
 	}
@@ -225,7 +240,7 @@ func (b *Binder) takeForNode(ctx context.Context, pool *v1alpha1.EIPPool, node *
 		if g == nil || total >= g.MaxAddresses {
 			return Address{}, errNoNodeAddress
 		}
-		grown, ok, err := b.growOne(ctx, pool, fmt.Sprintf("for node %s", node.Name))
+		grown, ok, err := b.growOne(ctx, pool, group, fmt.Sprintf("for node %s", node.Name))
 		if err != nil {
 			return Address{}, err
 		}

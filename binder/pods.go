@@ -20,6 +20,7 @@ import (
 
 	"github.com/kube-eip/kube-eip/api"
 	"github.com/kube-eip/kube-eip/api/v1alpha1"
+	"github.com/kube-eip/kube-eip/binder/cloud"
 )
 
 // Reconcile implements reconcile.Reconciler for managed pods: fetch, clean
@@ -84,6 +85,23 @@ func (b *Binder) refused(pod *corev1.Pod, r *refusal) reconcile.Result {
 	return reconcile.Result{RequeueAfter: r.retry}
 }
 
+// wrongGroup tells the pod's user that its address cannot reach it: the
+// pod runs in a zone of another network border group. Nothing is done;
+// the pod looks again now and then, in case the address is taken off it.
+func (b *Binder) wrongGroup(pod *corev1.Pod, g grant, addr Address, target Target, group string) reconcile.Result {
+	msg := fmt.Sprintf("the pod runs in zone %s (network border group %s), but its address %s (%s) belongs to network border group %s, "+
+		"and EC2 associates an Elastic IP only within its group; nothing was bound", target.Zone, group, addr.PublicIP, addr.AllocationID, addr.BorderGroup)
+	if g.res != nil {
+		msg += fmt.Sprintf(". Admission reserved it from EIPPool %q: pin the pod to zones of one group (nodeSelector %s) so that admission "+
+			"reserves an address of that group, or give the pool addresses of %s", g.res.Spec.Pool, corev1.LabelTopologyZone, group)
+	}
+	b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventWrongBorderGroup, "Associate", "%s", msg)
+	if b.Refusals != nil {
+		b.Refusals.Report(pod, api.EventWrongBorderGroup, "Associate", fmt.Sprintf("pod %s gets no address: %s", pod.Name, msg))
+	}
+	return reconcile.Result{RequeueAfter: capRecheck}
+}
+
 // terminalIf stops the retries of an error that retrying cannot fix: the
 // warning event tells the user what to do, and the pod's next change
 // brings it back.
@@ -133,7 +151,8 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod, g grant) (reconcile.
 	} else if err != nil {
 		return reconcile.Result{}, err
 	}
-	addr, err := b.obtain(ctx, pod, g)
+	group := b.zones.of(ctx, target.Zone)
+	addr, err := b.obtain(ctx, pod, g, group)
 	if r := (*refusal)(nil); errors.As(err, &r) {
 		return b.refused(pod, r), nil
 	} else if w := (*quotaWait)(nil); errors.As(err, &w) {
@@ -146,11 +165,20 @@ func (b *Binder) bind(ctx context.Context, pod *corev1.Pod, g grant) (reconcile.
 		return reconcile.Result{}, terminalIf(err)
 	}
 	b.quota.forget(client.ObjectKeyFromObject(pod)) // it has an address
+	if !api.SameBorderGroup(addr.BorderGroup, group) {
+		return b.wrongGroup(pod, g, addr, target, group), nil
+	}
 	associated := false
 	if !addr.On(target) {
 		if addr, err = b.associate(ctx, addr, g.res, target); err != nil {
 			if isTargetGone(err) {
 				b.enis.forget(node)
+			}
+			if cloud.IsWrongBorderGroup(err) {
+				// The groups were not known ahead (see borderGroups.of).
+				b.Recorder.Eventf(pod, nil, corev1.EventTypeWarning, api.EventWrongBorderGroup, "Associate",
+					"the pod's zone %s is in another network border group than its address %s: %v", target.Zone, addr.PublicIP, err)
+				return reconcile.Result{RequeueAfter: capRecheck}, nil
 			}
 			b.warn(pod, "Associate", err)
 			return reconcile.Result{}, terminalIf(err)

@@ -193,7 +193,7 @@ func poolStatus(pool *v1alpha1.EIPPool, all []v1alpha1.EIPPool, addrs []Address,
 			overlaps = append(overlaps, fmt.Sprintf("%s (%s, pools %s)", a.PublicIP, a.AllocationID, pools.Names(owners)))
 			continue
 		}
-		pa := v1alpha1.PoolAddress{AllocationID: a.AllocationID, PublicIP: a.PublicIP}
+		pa := v1alpha1.PoolAddress{AllocationID: a.AllocationID, PublicIP: a.PublicIP, NetworkBorderGroup: a.BorderGroup}
 		st.Total++
 		switch res := reserved[a.AllocationID]; {
 		case holderKind(a.Tags, cluster) == api.HolderNode:
@@ -243,7 +243,7 @@ func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.E
 	defer unlock()
 	grown := 0
 	for range max(need, 0) {
-		_, ok, err := b.growOne(ctx, pool, fmt.Sprintf("to keep %d addresses free", g.Warm))
+		_, ok, err := b.growOne(ctx, pool, g.NetworkBorderGroup, fmt.Sprintf("to keep %d addresses free", g.Warm))
 		if err != nil || !ok {
 			return grown, err
 		}
@@ -252,10 +252,10 @@ func (b *Binder) grow(ctx context.Context, pool *v1alpha1.EIPPool, st v1alpha1.E
 	return grown, nil
 }
 
-// growOne allocates one address with the pool's tags, unless pods waiting
-// for the account's quota should have it first (ok false). why ends the
-// pool's event.
-func (b *Binder) growOne(ctx context.Context, pool *v1alpha1.EIPPool, why string) (Address, bool, error) {
+// growOne allocates one address with the pool's tags in a network border
+// group ("" for the region's), unless pods waiting for the account's quota
+// should have it first (ok false). why ends the pool's event.
+func (b *Binder) growOne(ctx context.Context, pool *v1alpha1.EIPPool, group, why string) (Address, bool, error) {
 	g := pool.Spec.Growth
 	tags := maps.Clone(pool.Spec.TagSelector)
 	tags[api.TagCluster] = b.Cluster
@@ -265,6 +265,9 @@ func (b *Binder) growOne(ctx context.Context, pool *v1alpha1.EIPPool, why string
 	}
 	if p := g.PublicIPv4Pool; p != "" && p != "amazon" {
 		in.PublicIpv4Pool = aws.String(p)
+	}
+	if group != "" {
+		in.NetworkBorderGroup = aws.String(group)
 	}
 	if !b.quota.tryAdmit() {
 		// Pods waiting for the quota go first; the pool grows later.
@@ -277,8 +280,8 @@ func (b *Binder) growOne(ctx context.Context, pool *v1alpha1.EIPPool, why string
 		// the next sweep counts: growth needs no token.
 		return Address{}, false, fmt.Errorf("growing pool %s: %w", pool.Name, err)
 	}
-	a := Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), Tags: tags}
+	a := Address{AllocationID: aws.ToString(out.AllocationId), PublicIP: aws.ToString(out.PublicIp), BorderGroup: aws.ToString(out.NetworkBorderGroup), Tags: tags}
 	b.inv.put(a)
-	b.Recorder.Eventf(pool, nil, corev1.EventTypeNormal, "PoolGrown", "Allocate", "Allocated %s (%s) %s", a.PublicIP, a.AllocationID, why)
+	b.Recorder.Eventf(pool, nil, corev1.EventTypeNormal, "PoolGrown", "Allocate", "Allocated %s (%s) in network border group %s %s", a.PublicIP, a.AllocationID, a.BorderGroup, why)
 	return a, true, nil
 }

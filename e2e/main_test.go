@@ -60,8 +60,10 @@ func TestMain(m *testing.M) {
 			Audit: os.Getenv(stack.AuditDirEnv) != "",
 			// Room for the suite's addresses; AWS's buckets, ten times
 			// faster, with the binder's client limited to match.
+			// With the Local Zone of localzones_test.go, which no node
+			// group uses unless asked to.
 			EC2: ec2sim.Options{EIPQuota: accountQuota, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale},
-				PublicIPv4Pools: ec2sim.PublicIPv4Pools{byoipPool: byoipCIDR}},
+				PublicIPv4Pools: ec2sim.PublicIPv4Pools{byoipPool: byoipCIDR}, LocalZone: true},
 			Binder: stack.BinderOptions{RateScale: throttleScale, SweepInterval: sweepInterval, OrphanGrace: orphanGrace},
 		})
 	}

@@ -229,7 +229,8 @@ func holdersOf(state ec2sim.State, nodes []fakenode.NodeInfo, allocID string) []
 }
 
 // A floating address stays on one healthy node of its group and moves when
-// the holder stops its heartbeats, is cordoned, or is deleted; a watch on
+// the holder stops its heartbeats, is cordoned, is deleted, or has its
+// instance stopped; a watch on
 // the emulator's state checks that no two nodes ever hold it.
 func TestAFloatingAddressMovesOffFailedNodes(t *testing.T) {
 	ctx := t.Context()
@@ -321,11 +322,26 @@ func TestAFloatingAddressMovesOffFailedNodes(t *testing.T) {
 	if err := kube.CoreV1().Nodes().Delete(ctx, third, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("deleting %s: %v", third, err)
 	}
-	last := holder("the address off the deleted node", second, third)
-	a, _ := addressByID(env.EC2.Snapshot(), alloc)
-	if a.Tags[api.TagHolder] != api.HolderFloating || a.Tags[api.TagNode] != last || a.Tags[api.TagAssociation] != a.AssociationID {
-		t.Errorf("the floating address's tags %v do not record its holder %s", a.Tags, last)
+	fourth := holder("the address off the deleted node", second, third)
+
+	// Its instance stopped: it moves to the node cordoned before, now
+	// uncordoned.
+	if _, err := kube.CoreV1().Nodes().Patch(ctx, second, types.MergePatchType, []byte(`{"spec":{"unschedulable":false}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("uncordoning %s: %v", second, err)
 	}
+	if err := group.StopInstance(ctx, fourth); err != nil {
+		t.Fatal(err)
+	}
+	last := holder("the address off the stopped instance", third, fourth)
+	if last != second {
+		t.Errorf("the address went to %s, want %s, the one healthy node left", last, second)
+	}
+	// The tags record a move just after it is made.
+	eventually(t, 30*time.Second, "the floating address's tags record its holder", func(context.Context) (bool, string, error) {
+		a, _ := addressByID(env.EC2.Snapshot(), alloc)
+		return a.Tags[api.TagHolder] == api.HolderFloating && a.Tags[api.TagNode] == last && a.Tags[api.TagAssociation] == a.AssociationID,
+			fmt.Sprintf("tags %v, association %s, holder %s", a.Tags, a.AssociationID, last), nil
+	})
 	waitPoolStatus(t, pool.Name, "shows the holder", func(st v1alpha1.EIPPoolStatus) bool {
 		return st.Total == 1 && st.Bound == 1 && len(st.Addresses) == 1 && st.Addresses[0].Node == last
 	})

@@ -12,8 +12,9 @@ import (
 // decodePod reads the part of a pod that admission looks at or adds to:
 // metadata's name, namespace, labels, annotations, finalizers and owner
 // references (a refusal is told to the pod's controller), and the spec's
-// hostNetwork, containers (names and volume mounts), volume names and
-// readiness gates; a container or volume that bears kube-eip's own name
+// hostNetwork, containers (names and volume mounts), volume names,
+// readiness gates, and the node selector and node affinity (which zones the
+// pod may run in); a container or volume that bears kube-eip's own name
 // is read whole, since injection checks its content. The rest of the
 // document (images, probes, env, resources, managed fields...) is skipped
 // rather than built, which takes about a tenth off a typical pod's review
@@ -34,6 +35,10 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 	pod.Labels, pod.Annotations, pod.Finalizers = m.Labels, m.Annotations, m.Finalizers
 	pod.OwnerReferences = m.OwnerReferences
 	pod.Spec.HostNetwork = s.HostNetwork
+	pod.Spec.NodeSelector = s.NodeSelector
+	if s.Affinity != nil && s.Affinity.NodeAffinity != nil {
+		pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: s.Affinity.NodeAffinity}
+	}
 	pod.Spec.InitContainers = containers(s.InitContainers)
 	pod.Spec.Containers = containers(s.Containers)
 	if s.Volumes != nil {
@@ -66,7 +71,11 @@ type admissionPod struct {
 		OwnerReferences []metav1.OwnerReference `json:"ownerReferences"`
 	} `json:"metadata"`
 	Spec struct {
-		HostNetwork    bool                 `json:"hostNetwork"`
+		HostNetwork  bool              `json:"hostNetwork"`
+		NodeSelector map[string]string `json:"nodeSelector"`
+		Affinity     *struct {
+			NodeAffinity *corev1.NodeAffinity `json:"nodeAffinity"`
+		} `json:"affinity"`
 		InitContainers []admissionContainer `json:"initContainers"`
 		Containers     []admissionContainer `json:"containers"`
 		Volumes        []struct {

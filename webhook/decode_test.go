@@ -3,7 +3,9 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/go-openapi/jsonpointer"
@@ -47,6 +49,11 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 	impostor := full(map[string]string{api.AnnotationMode: "auto"})
 	impostor.Spec.InitContainers = append(impostor.Spec.InitContainers, corev1.Container{Name: api.WaitContainerName, Image: "busybox", Command: []string{"true"}})
 	impostor.Spec.Volumes = append(impostor.Spec.Volumes, corev1.Volume{Name: api.PodInfoVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	// Pinned to a Local Zone: admission reserves of its border group.
+	pinned := full(pool)
+	pinned.Spec.NodeSelector = map[string]string{corev1.LabelTopologyZone: "us-east-1-bos-1a"}
+	pinnedByAffinity := full(pool)
+	pinnedByAffinity.Spec.Affinity = zoneAffinity([]string{"us-east-1-bos-1a"})
 	// The second pass over a pod the first injected into.
 	reinvoked := full(map[string]string{api.AnnotationMode: "auto"})
 	Inject(reinvoked, testHandlerImpl().Config, "c0ffee", nil)
@@ -64,6 +71,8 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 		{"names of kube-eip's", impostor},
 		{"not asking", full(map[string]string{"example.com/x": "y"})},
 		{"reinvocation", reinvoked},
+		{"pinned to a Local Zone", pinned},
+		{"pinned by node affinity", pinnedByAffinity},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			answer := func(decode func([]byte) (*corev1.Pod, error)) admission.Response {
@@ -93,6 +102,9 @@ func TestDecodePodSeesWhatAdmissionReads(t *testing.T) {
 			}
 			if tc.name == "pool" && len(part.Patches) == 0 {
 				t.Fatal("no patch: the comparison proves nothing")
+			}
+			if strings.HasPrefix(tc.name, "pinned") && !strings.Contains(fmt.Sprint(part.Patches), "eipalloc-3") {
+				t.Errorf("a pod pinned to the Local Zone was not given its address: %v", part.Patches)
 			}
 		})
 	}

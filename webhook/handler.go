@@ -119,7 +119,7 @@ func (h *Handler) admit(ctx context.Context, req admission.Request, pod *corev1.
 		var err error
 		if res, err = h.Reserver.Reserve(ctx, plan, pod, claim); errors.Is(err, errExhausted) {
 			decisions.WithLabelValues(string(req.Operation), "exhausted").Inc()
-			return h.deny(req, pod, []api.Problem{{Key: authz.PoolKey(plan.Request), Message: exhausted(plan.Pool)}}, warnings)
+			return h.deny(req, pod, []api.Problem{{Key: authz.PoolKey(plan.Request), Message: exhausted(plan.Pool, plan.Group)}}, warnings)
 		} else if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}

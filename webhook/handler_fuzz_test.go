@@ -37,10 +37,18 @@ func testHandler() http.Handler { return &admission.Webhook{Handler: testHandler
 
 func testHandlerImpl() *Handler {
 	tenant := map[string]string{"tenant": "payments"}
+	inGroup := func(a v1alpha1.PoolAddress, group string) v1alpha1.PoolAddress {
+		a.NetworkBorderGroup = group
+		return a
+	}
+	local := inGroup(addr("eipalloc-3", "15.0.0.3"), "us-east-1-bos-1")
+	acct := zonesAccount
 	state := fakeState{
+		account: &acct,
 		pools: map[string]*v1alpha1.EIPPool{
-			"partners": pool("partners", map[string]string{"team": "payments"}, tenant, addr("eipalloc-1", "3.0.0.1"), addr("eipalloc-2", "3.0.0.2")),
-			"legacy":   pool("legacy", map[string]string{"pec-ip-pool": ""}, tenant, addr("eipalloc-5", "3.0.0.5")),
+			"partners": pool("partners", map[string]string{"team": "payments"}, tenant,
+				inGroup(addr("eipalloc-1", "3.0.0.1"), "us-east-1"), inGroup(addr("eipalloc-2", "3.0.0.2"), "us-east-1"), local),
+			"legacy": pool("legacy", map[string]string{"pec-ip-pool": ""}, tenant, addr("eipalloc-5", "3.0.0.5")),
 		},
 		reserved: map[string]*v1alpha1.EIPReservation{},
 	}

@@ -69,6 +69,9 @@ type Plan struct {
 	// Claim is the pod's claim token when it is kept (a reinvocation);
 	// empty means a new one is made.
 	Claim string
+	// Group is the network border group the candidates are of; empty
+	// when admission cannot tell where the pod runs.
+	Group string
 }
 
 // Decide validates a request against the cluster's state. It is a pure
@@ -118,9 +121,15 @@ func Decide(in Input) Plan {
 			return plan
 		}
 	}
-	plan.Candidates = candidates(pool, pinnedForms(pod.Namespace, owner, pod.Name), in.State)
+	acct, known := in.State.Account()
+	group, problem := borderGroup(&pod.Spec, acct, known)
+	if problem != nil {
+		return deny(plan, problem.Key, problem.Message)
+	}
+	plan.Group = group
+	plan.Candidates = candidates(pool, pinnedForms(pod.Namespace, owner, pod.Name), in.State, group)
 	if len(plan.Candidates) == 0 {
-		return deny(plan, authz.PoolKey(req), exhausted(pool))
+		return deny(plan, authz.PoolKey(req), exhausted(pool, group))
 	}
 	return plan
 }
@@ -142,12 +151,13 @@ func deny(plan Plan, key, msg string) Plan {
 
 // candidates lists the pool's addresses that can be reserved: pinned to
 // the pod's identity first (sticky: owner, in each form it may be written),
-// then free ones. Addresses pinned to another pod
-// identity, associated outside kube-eip or reserved are left out.
-func candidates(pool *v1alpha1.EIPPool, owner []string, state State) []v1alpha1.PoolAddress {
+// then free ones, of the pod's network border group (group). Addresses
+// pinned to another pod identity, associated outside kube-eip or reserved
+// are left out.
+func candidates(pool *v1alpha1.EIPPool, owner []string, state State, group string) []v1alpha1.PoolAddress {
 	var pinned, free []v1alpha1.PoolAddress
 	for _, a := range pool.Status.Addresses {
-		if a.AssociatedElsewhere || a.Node != "" || state.Reserved(a.AllocationID) {
+		if a.AssociatedElsewhere || a.Node != "" || state.Reserved(a.AllocationID) || !api.SameBorderGroup(a.NetworkBorderGroup, group) {
 			continue
 		}
 		switch {
@@ -160,10 +170,17 @@ func candidates(pool *v1alpha1.EIPPool, owner []string, state State) []v1alpha1.
 	return append(pinned, free...)
 }
 
-func exhausted(pool *v1alpha1.EIPPool) string {
-	return fmt.Sprintf("EIPPool %q has no free address (%d in the pool, all reserved, bound or in use elsewhere); "+
+func exhausted(pool *v1alpha1.EIPPool, group string) string {
+	what, held := "free address", "all reserved, bound or in use elsewhere"
+	if group != "" && slices.ContainsFunc(pool.Status.Addresses, func(a v1alpha1.PoolAddress) bool {
+		return !api.SameBorderGroup(a.NetworkBorderGroup, group)
+	}) {
+		what = "free address of network border group " + group + ", where the pod runs (an Elastic IP is associated only within its group)"
+		held = "reserved, bound, in use elsewhere or of another group"
+	}
+	return fmt.Sprintf("EIPPool %q has no %s (%d in the pool, %s); "+
 		"add Elastic IPs carrying its tags%s, or wait for pods holding one to go (kubectl get eipreservations)",
-		pool.Name, len(pool.Status.Addresses), growthHint(pool))
+		pool.Name, what, len(pool.Status.Addresses), held, growthHint(pool))
 }
 
 func growthHint(pool *v1alpha1.EIPPool) string {

@@ -149,7 +149,7 @@ type room struct {
 }
 
 func poolRoom(pool *v1alpha1.EIPPool, state State) room {
-	free := len(candidates(pool, nil, state))
+	free := len(candidates(pool, nil, state, ""))
 	r := room{free: free,
 		what: fmt.Sprintf("EIPPool %q has %d free %s", pool.Name, free, plural(free, "address", "addresses")),
 		then: fmt.Sprintf("will be refused at creation until addresses are free (kubectl get eippool %s)", pool.Name),
@@ -205,7 +205,7 @@ func (p *WorkloadPlan) checkStickyPool(w *Workload, namespace string, pool *v1al
 		}
 		pinned = append(pinned, pinnedForms(namespace, owner, name)...)
 	}
-	missing, free := w.Pods-kept, len(candidates(pool, pinned, state))
+	missing, free := w.Pods-kept, len(candidates(pool, pinned, state, ""))
 	if missing > free {
 		p.warn(w, "EIPPool %q has %d free %s for the %d of its pods that hold none yet (%d keep theirs): %d of them will be refused at creation until addresses are free (kubectl get eippool %s)",
 			pool.Name, free, plural(free, "address", "addresses"), missing, kept, missing-free, pool.Name)

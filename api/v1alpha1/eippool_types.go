@@ -91,6 +91,15 @@ type PoolGrowth struct {
 	// +optional
 	PublicIPv4Pool string `json:"publicIPv4Pool,omitempty"`
 
+	// NetworkBorderGroup is the network border group that the addresses
+	// kept warm are allocated in: a Local Zone's (us-east-1-bos-1, say) for
+	// pods that run there. Empty means the region's own. An address taken
+	// for a node of a node pool is always allocated in the node's group.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[a-z0-9-]+$`
+	// +optional
+	NetworkBorderGroup string `json:"networkBorderGroup,omitempty"`
+
 	// MaxAddresses caps the pool's size, counting addresses it did not
 	// allocate itself.
 	// +kubebuilder:validation:Minimum=1
@@ -124,6 +133,10 @@ type PoolAddress struct {
 	AllocationID string `json:"allocationID"`
 	// PublicIP is the address.
 	PublicIP string `json:"publicIP"`
+	// NetworkBorderGroup is the network border group of the address: it
+	// can be associated only with holders in that group's zones.
+	// +optional
+	NetworkBorderGroup string `json:"networkBorderGroup,omitempty"`
 	// StickyOwner is "<namespace>/<pod name>" when the address's StickyTag
 	// pins it to a pod identity.
 	// +optional

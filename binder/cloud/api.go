@@ -25,6 +25,9 @@ type API interface {
 	// Elastic IP quota in the region, which the Service Quotas API would
 	// also tell but only with another client, endpoint and permission.
 	DescribeAccountAttributes(ctx context.Context, in *ec2.DescribeAccountAttributesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeAccountAttributesOutput, error)
+	// DescribeAvailabilityZones maps the zones of nodes to their network
+	// border groups: an Elastic IP reaches only interfaces of its own.
+	DescribeAvailabilityZones(ctx context.Context, in *ec2.DescribeAvailabilityZonesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeAvailabilityZonesOutput, error)
 }
 
 var _ API = (*ec2.Client)(nil)

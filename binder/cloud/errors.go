@@ -51,6 +51,16 @@ func IsAlreadyAssociated(err error) bool {
 	return codeIn(err, "Resource.AlreadyAssociated")
 }
 
+// IsWrongBorderGroup reports whether AssociateAddress was refused because
+// the address and the interface are in different network border groups.
+// AWS documents the refusal but not its code; it is taken to be the code
+// of other mismatched parameters, with the message naming border groups.
+func IsWrongBorderGroup(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "InvalidParameterCombination" &&
+		strings.Contains(strings.ToLower(ae.ErrorMessage()), "border group")
+}
+
 // IsInUse reports whether the address is in use: ReleaseAddress of an
 // associated address, or AllocateAddress of a BYOIP address already held.
 func IsInUse(err error) bool {

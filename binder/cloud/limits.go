@@ -36,6 +36,7 @@ func AWSLimits() Limits {
 		// model: callers must name the ENIs they ask about.
 		"DescribeNetworkInterfaces": describe,
 		"DescribeAccountAttributes": describe,
+		"DescribeAvailabilityZones": describe,
 		"CreateTags":                {Burst: 100, Rate: 10},
 		// EC2 counts DeleteTags with CreateTags in one bucket; the binder
 		// deletes tags only when a node's address goes back to its pool, a

@@ -19,6 +19,7 @@ func TestAWSLimitsCoverAPI(t *testing.T) {
 		"DescribeAddresses":         describe,
 		"DescribeNetworkInterfaces": describe,
 		"DescribeAccountAttributes": describe,
+		"DescribeAvailabilityZones": describe,
 		"CreateTags":                tags,
 		"DeleteTags":                tags,
 	}

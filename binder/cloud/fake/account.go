@@ -72,3 +72,27 @@ func (f *EC2) accountAttribute(name string) []string {
 	}
 	return nil
 }
+
+// fakeRegion is the one region the fake models: its three availability
+// zones share the region's network border group. Local Zones, and the
+// refusal across border groups, are e2e/ec2sim's.
+const fakeRegion = "us-east-1"
+
+// DescribeAvailabilityZones answers the region's three availability zones.
+func (f *EC2) DescribeAvailabilityZones(ctx context.Context, in *ec2.DescribeAvailabilityZonesInput, _ ...func(*ec2.Options)) (*ec2.DescribeAvailabilityZonesOutput, error) {
+	return run(ctx, f, "DescribeAvailabilityZones", in, func(in *ec2.DescribeAvailabilityZonesInput) (*ec2.DescribeAvailabilityZonesOutput, error) {
+		if err := dryRun(in.DryRun); err != nil {
+			return nil, err
+		}
+		out := &ec2.DescribeAvailabilityZonesOutput{}
+		for i, letter := range []string{"a", "b", "c"} {
+			out.AvailabilityZones = append(out.AvailabilityZones, types.AvailabilityZone{
+				ZoneName: aws.String(fakeRegion + letter), ZoneId: aws.String("use1-az" + strconv.Itoa(i+1)),
+				ZoneType: aws.String("availability-zone"), RegionName: aws.String(fakeRegion),
+				GroupName: aws.String(fakeRegion), NetworkBorderGroup: aws.String(fakeRegion),
+				OptInStatus: types.AvailabilityZoneOptInStatusOptInNotRequired, State: types.AvailabilityZoneStateAvailable,
+			})
+		}
+		return out, nil
+	})
+}

@@ -31,6 +31,9 @@ func (f *EC2) allocateAddress(in *ec2.AllocateAddressInput) (*ec2.AllocateAddres
 	if f.quota >= 0 && len(f.addresses) >= f.quota {
 		return nil, apiError("AddressLimitExceeded", "The maximum number of addresses has been reached.")
 	}
+	if g := aws.ToString(in.NetworkBorderGroup); g != "" && g != fakeRegion {
+		return nil, invalidValue("Invalid value '%s' for NetworkBorderGroup.", g)
+	}
 	pool := aws.ToString(in.PublicIpv4Pool)
 	if pool == "" {
 		pool = amazonPool
@@ -44,10 +47,11 @@ func (f *EC2) allocateAddress(in *ec2.AllocateAddressInput) (*ec2.AllocateAddres
 	a := &Address{AllocationID: f.newID("eipalloc"), PublicIP: ip, PublicIPv4Pool: pool, Tags: tags}
 	f.addresses[a.AllocationID] = a
 	return &ec2.AllocateAddressOutput{
-		AllocationId:   aws.String(a.AllocationID),
-		PublicIp:       aws.String(a.PublicIP),
-		PublicIpv4Pool: aws.String(a.PublicIPv4Pool),
-		Domain:         types.DomainTypeVpc,
+		AllocationId:       aws.String(a.AllocationID),
+		PublicIp:           aws.String(a.PublicIP),
+		PublicIpv4Pool:     aws.String(a.PublicIPv4Pool),
+		NetworkBorderGroup: aws.String(fakeRegion),
+		Domain:             types.DomainTypeVpc,
 	}, nil
 }
 
@@ -258,6 +262,7 @@ func render(a *Address) types.Address {
 		AllocationId:       aws.String(a.AllocationID),
 		PublicIp:           aws.String(a.PublicIP),
 		PublicIpv4Pool:     aws.String(a.PublicIPv4Pool),
+		NetworkBorderGroup: aws.String(fakeRegion),
 		Domain:             types.DomainTypeVpc,
 		AssociationId:      optional(a.AssociationID),
 		NetworkInterfaceId: optional(a.NetworkInterfaceID),
