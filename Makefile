@@ -3,13 +3,11 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-# Pinned tool versions (the control plane is pinned in e2e/tools/go.mod).
+# Pinned tool versions. The control plane and Helm 3 and 4 are pinned in
+# e2e/tools/go.mod: Helm 4 installs in the end-to-end tests and renders the
+# plain manifests; the chart is linted with both majors.
 GOLANGCI_LINT_VERSION ?= v2.15.0
 CONTROLLER_GEN_VERSION ?= v0.23.0
-# Helm 4 installs in the end-to-end tests and renders the plain manifests;
-# the chart is linted with both majors.
-HELM3_VERSION ?= v3.22.0
-HELM4_VERSION ?= v4.3.1
 
 BIN := $(CURDIR)/bin
 # The repository's own helper programs build as the image does (no cgo,
@@ -43,33 +41,24 @@ image: ## build the OCI image without a container engine: bin/image/oci (OCI lay
 		-version $(VERSION) -revision $(REVISION) -created-unix $(SOURCE_DATE_EPOCH)
 
 .PHONY: tools
-tools: helm ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager), kubectl, Helm 3 and 4 and the cert-manager harness into bin/
+tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager), kubectl, Helm 3 and 4 and the cert-manager harness into bin/
 	bash hack/build-tools.sh
 	bash hack/build-certmanager.sh
 
-# bin/helm and bin/helm3 point at the pinned versions; the tests run those
-# names, so the versions live here alone.
-HELM3 := $(BIN)/helm-$(HELM3_VERSION)
-HELM4 := $(BIN)/helm-$(HELM4_VERSION)
+# bin/helm and bin/helm3 point at the versions e2e/tools pins; the tests
+# run those names.
+HELM3 := $(BIN)/helm3
+HELM4 := $(BIN)/helm
 
 .PHONY: helm
-helm: $(HELM3) $(HELM4) ## build the pinned Helm 3 and Helm 4 into bin/ (bin/helm3, bin/helm)
-	ln -sf $(notdir $(HELM4)) $(BIN)/helm
-	ln -sf $(notdir $(HELM3)) $(BIN)/helm3
-
-$(BIN)/helm-v3.%:
-	CGO_ENABLED=0 GOBIN=$(BIN)/.helm3 go install -trimpath -ldflags "-s -w" helm.sh/helm/v3/cmd/helm@v3.$*
-	mv $(BIN)/.helm3/helm $@ && rmdir $(BIN)/.helm3
-
-$(BIN)/helm-v4.%:
-	CGO_ENABLED=0 GOBIN=$(BIN)/.helm4 go install -trimpath -ldflags "-s -w" helm.sh/helm/v4/cmd/helm@v4.$*
-	mv $(BIN)/.helm4/helm $@ && rmdir $(BIN)/.helm4
+helm: ## build the pinned Helm 3 and Helm 4 into bin/ (bin/helm3, bin/helm), from e2e/tools as the control plane is
+	bash hack/build-tools.sh helm
 
 .PHONY: helm-lint
 helm-lint: helm ## helm lint --strict of the chart with Helm 3 and Helm 4, with each certificate source
 	@for h in $(HELM3) $(HELM4); do \
 		for set in "" "certManager.enabled=false" "certManager.enabled=false,tls.secretName=my-tls,tls.caBundle=-----BEGIN CERTIFICATE-----" "metrics.serviceMonitor.enabled=true"; do \
-			echo "$$(basename $$h) lint --set clusterName=lint$${set:+,$$set}"; \
+			echo "$$(basename $$(readlink -f $$h)) lint --set clusterName=lint$${set:+,$$set}"; \
 			$$h lint --strict charts/kube-eip --set "clusterName=lint$${set:+,$$set}" >/dev/null || { $$h lint --strict charts/kube-eip --set "clusterName=lint$${set:+,$$set}"; exit 1; }; \
 		done; \
 	done
