@@ -41,7 +41,9 @@ type Account struct {
 }
 
 // SameZones tells whether two accounts know the same zones.
-func (a Account) SameZones(b Account) bool { return a.Region == b.Region && maps.Equal(a.Zones, b.Zones) }
+func (a Account) SameZones(b Account) bool {
+	return a.Region == b.Region && maps.Equal(a.Zones, b.Zones)
+}
 
 // Room is how many more addresses the account can allocate.
 func (a Account) Room() int { return max(0, a.Quota-a.Allocated) }
