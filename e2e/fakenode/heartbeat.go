@@ -27,7 +27,8 @@ func (k *Kubelet) leaseSeconds() int32 {
 // that lost power or its network would; the node object stays, and its
 // instance runs.
 func (k *Kubelet) StopHeartbeats(name string) error {
-	return k.setSilent(name, true)
+	_, err := k.setSilent(name, true)
+	return err
 }
 
 // StopInstance stops a node's EC2 instance, as a shutdown from inside it
@@ -35,13 +36,10 @@ func (k *Kubelet) StopHeartbeats(name string) error {
 // renewal, no status) and its instance shows stopped, keeping its network
 // interfaces and the Elastic IPs on them. The Node object stays.
 func (k *Kubelet) StopInstance(ctx context.Context, name string) error {
-	k.mu.Lock()
-	n := k.nodes[name]
-	k.mu.Unlock()
-	if n == nil {
-		return fmt.Errorf("no node %s in group %s", name, k.opts.Group)
+	n, err := k.setSilent(name, true)
+	if err != nil {
+		return err
 	}
-	n.silent.Store(true)
 	if _, err := k.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{n.inst.ID}}); err != nil {
 		return fmt.Errorf("stopping instance %s of node %s: %w", n.inst.ID, name, err)
 	}
@@ -50,22 +48,22 @@ func (k *Kubelet) StopInstance(ctx context.Context, name string) error {
 
 // ResumeHeartbeats starts a node's heartbeats again.
 func (k *Kubelet) ResumeHeartbeats(name string) error {
-	if err := k.setSilent(name, false); err != nil {
+	if _, err := k.setSilent(name, false); err != nil {
 		return err
 	}
 	k.queue.Add(queueKey{kind: nodeKey, name: name})
 	return nil
 }
 
-func (k *Kubelet) setSilent(name string, v bool) error {
+func (k *Kubelet) setSilent(name string, v bool) (*node, error) {
 	k.mu.Lock()
 	n := k.nodes[name]
 	k.mu.Unlock()
 	if n == nil {
-		return fmt.Errorf("no node %s in group %s", name, k.opts.Group)
+		return nil, fmt.Errorf("no node %s in group %s", name, k.opts.Group)
 	}
 	n.silent.Store(v)
-	return nil
+	return n, nil
 }
 
 // syncNode keeps a node alive: it renews the node's Lease, which the node
