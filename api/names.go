@@ -106,6 +106,10 @@ const (
 	EventWrongBorderGroup = "EIPWrongBorderGroup"
 )
 
+// EventReclaimed, on an EIPReservation: no pod claimed it within the claim
+// TTL of its admission, so it was deleted and its address is free again.
+const EventReclaimed = "EIPReclaimed"
+
 // EC2 tags on the addresses kube-eip allocates or uses. Every address the
 // binder touches carries TagCluster; an address tagged for another cluster
 // is never touched.

@@ -204,13 +204,9 @@ func mayHaveApplied(err error) bool {
 // fromReservation claims the reservation authorize found to be the pod's,
 // and returns its address.
 func (b *Binder) fromReservation(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation) (Address, error) {
-	if res.Status.PodUID != string(pod.UID) {
-		// authorize saw that no live pod holds it.
-		base := res.DeepCopy()
-		res.Status.PodUID, res.Status.PodName, res.Status.Phase = string(pod.UID), pod.Name, v1alpha1.ReservationClaimed
-		if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-			return Address{}, fmt.Errorf("claiming reservation %s: %w", res.Name, err)
-		}
+	// authorize saw that no live pod but this one holds it.
+	if err := b.claimReservation(ctx, res, pod); err != nil {
+		return Address{}, err
 	}
 	a, found, err := b.lookup(ctx, res.Spec.AllocationID)
 	if err != nil {

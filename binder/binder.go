@@ -39,7 +39,10 @@ type Config struct {
 	// OrphanGrace is how long an address must have had no owner before the
 	// sweep releases it.
 	OrphanGrace time.Duration
-	Log         logr.Logger
+	// ClaimTTL is how long a reservation waits for the pod it was made
+	// for before it is reclaimed.
+	ClaimTTL time.Duration
+	Log      logr.Logger
 	// Now is the clock.
 	Now func() time.Time
 }
@@ -87,6 +90,9 @@ func New(cfg Config) *Binder {
 	}
 	if cfg.OrphanGrace == 0 {
 		cfg.OrphanGrace = DefaultOrphanGrace
+	}
+	if cfg.ClaimTTL == 0 {
+		cfg.ClaimTTL = DefaultClaimTTL
 	}
 	b := &Binder{Config: cfg}
 	b.inv = newInventory(b.Now)

@@ -94,18 +94,14 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	if !slices.ContainsFunc(objs, func(o client.Object) bool { _, ok := o.(*corev1.Namespace); return ok && o.GetName() == namespace }) {
 		objs = append(objs, servedNamespace(namespace))
 	}
-	// The same indexes as the manager's cache (run.go addIndexes).
-	e.client = ctrlfake.NewClientBuilder().
+	builder := ctrlfake.NewClientBuilder().
 		WithScheme(testScheme(t)).
 		WithObjects(objs...).
-		WithStatusSubresource(&corev1.Pod{}, &v1alpha1.EIPPool{}, &v1alpha1.EIPReservation{}).
-		WithIndex(&v1alpha1.EIPReservation{}, indexPodNamespace, func(o client.Object) []string {
-			return []string{o.(*v1alpha1.EIPReservation).Spec.PodNamespace}
-		}).
-		WithIndex(&corev1.Pod{}, indexUID, func(o client.Object) []string {
-			return []string{string(o.GetUID())}
-		}).
-		Build()
+		WithStatusSubresource(&corev1.Pod{}, &v1alpha1.EIPPool{}, &v1alpha1.EIPReservation{})
+	for _, ix := range cacheIndexes { // the manager's cache's
+		builder = builder.WithIndex(ix.obj, ix.field, ix.extract)
+	}
+	e.client = builder.Build()
 	e.b = New(Config{
 		Client: e.client, APIReader: e.client, EC2: e.ec2, Recorder: e.rec,
 		Cluster: cluster, OrphanGrace: testGrace, Now: e.clock.Now, Log: logr.Discard(),

@@ -53,8 +53,12 @@ var (
 		Help:    "From the failed holder's last Lease renewal to the floating address's association with the new one.",
 		Buckets: []float64{1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 120},
 	})
+	reclaimed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kube_eip", Subsystem: "binder", Name: "reservations_reclaimed_total",
+		Help: "Reservations deleted because the pod they were made for never appeared within the claim TTL.",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, refusals, quotaFull, quotaWaiting, inventorySize, failovers, failoverDuration)
+	metrics.Registry.MustRegister(binds, releases, bindLatency, sweepOrphans, sweepDuration, refusals, quotaFull, quotaWaiting, inventorySize, failovers, failoverDuration, reclaimed)
 }

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-eip/kube-eip/api"
-	"github.com/kube-eip/kube-eip/api/v1alpha1"
 	"github.com/kube-eip/kube-eip/binder/cloud"
 )
 
@@ -110,26 +109,6 @@ func terminalIf(err error) error {
 		return reconcile.TerminalError(err)
 	}
 	return err
-}
-
-// markReservationBound records on a pool or sticky pod's reservation that
-// its address is now associated, and which association is kube-eip's. res
-// is as the binder last wrote or read it (fromReservation's claim included:
-// the cache may not show that yet).
-func (b *Binder) markReservationBound(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation, addr Address) error {
-	if res == nil {
-		return nil
-	}
-	if res.Status.PodUID != string(pod.UID) ||
-		res.Status.Phase == v1alpha1.ReservationBound && res.Status.AssociationID == addr.AssociationID {
-		return nil
-	}
-	base := res.DeepCopy()
-	res.Status.Phase, res.Status.AssociationID = v1alpha1.ReservationBound, addr.AssociationID
-	if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("marking reservation %s bound: %w", res.Name, client.IgnoreNotFound(err))
-	}
-	return nil
 }
 
 func terminal(pod *corev1.Pod) bool {

@@ -5,7 +5,8 @@ package binder
 // (hack/rbaccheck, in make test, fails on one no suite used):
 //   - pods, nodes, namespaces, pools and reservations come from the
 //     manager's cache, so they are listed and watched, never read one by
-//     one; a node of a node pool is patched with its address's label and
+//     one; the binder alone writes reservations' status, and deletes
+//     them once returned or never claimed; a node of a node pool is patched with its address's label and
 //     annotation, and loses the pool's startup taint;
 //   - a StatefulSet is read by name when a sticky address outlives its pod
 //     (controllerGone), and a ReplicaSet or Job to tell the Deployment or

@@ -160,13 +160,8 @@ func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1
 		if res.Status.PodUID == "" && res.Status.Phase == v1alpha1.ReservationReserved {
 			return disposal{}, nil
 		}
-		base := res.DeepCopy()
-		res.Status.PodUID, res.Status.Phase = "", v1alpha1.ReservationReserved
-		if res.Status.PodName == "" {
-			res.Status.PodName = pod.Name
-		}
-		if err := b.Client.Status().Patch(ctx, res, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-			return disposal{}, fmt.Errorf("keeping reservation %s for %s: %w", name, owner(pod), client.IgnoreNotFound(err))
+		if err := b.keepReservationForName(ctx, pod, res); err != nil {
+			return disposal{}, err
 		}
 		return keptForName, nil
 	}

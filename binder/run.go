@@ -55,6 +55,9 @@ type Options struct {
 	// OrphanGrace is how long an address must be without owner before the
 	// sweep releases it.
 	OrphanGrace time.Duration
+	// ClaimTTL is how long a reservation waits for the pod it was made
+	// for (DefaultClaimTTL when zero).
+	ClaimTTL time.Duration
 	// LeaderElection makes one replica of several do the work.
 	LeaderElection bool
 	// Namespace is kube-eip's own: its leader election lease, and where
@@ -75,6 +78,7 @@ const DefaultWorkers = 64
 const (
 	indexUID          = "metadata.uid"
 	indexPodNamespace = "spec.podNamespace"
+	indexClaim        = "metadata.annotations.claim"
 )
 
 // Run binds until ctx ends.
@@ -110,6 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 		Namespace:   opts.Namespace,
 		Cluster:     opts.ClusterName,
 		OrphanGrace: opts.OrphanGrace,
+		ClaimTTL:    opts.ClaimTTL,
 		Log:         log.WithName("binder"),
 	})
 	if err := b.SetupWithManager(mgr, opts.Workers); err != nil {
@@ -132,15 +137,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := b.SetupFloatingWithManager(mgr); err != nil {
 		return err
 	}
-	// Pool status follows reservations as the webhook makes them and the
-	// binder returns them.
-	if err := ctrl.NewControllerManagedBy(mgr).
-		Named("pool-status").
-		For(&v1alpha1.EIPReservation{}).
-		Complete(reconcile.Func(func(context.Context, reconcile.Request) (reconcile.Result, error) {
-			b.requestStatus()
-			return reconcile.Result{}, nil
-		})); err != nil {
+	if err := b.SetupReservationsWithManager(mgr); err != nil {
 		return fmt.Errorf("watching reservations: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
@@ -311,17 +308,36 @@ func (b *Binder) podRequests(ctx context.Context, opts ...client.ListOption) []r
 	return reqs
 }
 
-func addIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v1alpha1.EIPReservation{}, indexPodNamespace, func(o client.Object) []string {
+// cacheIndex is an index of the manager's cache.
+type cacheIndex struct {
+	obj     client.Object
+	field   string
+	extract client.IndexerFunc
+}
+
+// cacheIndexes are the indexes the binder reads its cache by: reservations
+// by the namespace they are for, pods by UID and by claim. The tests' fake
+// client is built with the same.
+var cacheIndexes = []cacheIndex{
+	{&v1alpha1.EIPReservation{}, indexPodNamespace, func(o client.Object) []string {
 		return []string{o.(*v1alpha1.EIPReservation).Spec.PodNamespace}
-	}); err != nil {
-		return fmt.Errorf("indexing reservations by namespace: %w", err)
-	}
-	if err := idx.IndexField(ctx, &corev1.Pod{}, indexUID, func(o client.Object) []string {
+	}},
+	{&corev1.Pod{}, indexUID, func(o client.Object) []string {
 		return []string{string(o.GetUID())}
-	}); err != nil {
-		return fmt.Errorf("indexing pods by UID: %w", err)
+	}},
+	{&corev1.Pod{}, indexClaim, func(o client.Object) []string {
+		if claim := o.GetAnnotations()[api.AnnotationClaim]; claim != "" {
+			return []string{claim}
+		}
+		return nil
+	}},
+}
+
+func addIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	for _, ix := range cacheIndexes {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, ix.obj, ix.field, ix.extract); err != nil {
+			return fmt.Errorf("indexing %T by %s: %w", ix.obj, ix.field, err)
+		}
 	}
 	return nil
 }

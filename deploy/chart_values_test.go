@@ -257,10 +257,10 @@ func TestChartValueOverrides(t *testing.T) {
 	t.Run("extraEnv, logLevel, region, endpoint and credentials reach both components and the hooks", func(t *testing.T) {
 		in := renderChart(t, "--set", "extraEnv[0].name=HTTPS_PROXY", "--set", "extraEnv[0].value=http://proxy:3128",
 			"--set", "logLevel=2", "--set", "region=eu-west-1", "--set", "binder.ec2Endpoint=https://ec2.example.com",
-			"--set", "aws.credentialsSecret=aws-creds", "--set", "webhook.extraArgs={--claim-ttl=2m}", "--set", "binder.extraArgs={--workers=8}")
+			"--set", "aws.credentialsSecret=aws-creds", "--set", "webhook.extraArgs={--wait-timeout=15m}", "--set", "binder.extraArgs={--workers=8}")
 		proxy := corev1.EnvVar{Name: "HTTPS_PROXY", Value: "http://proxy:3128"}
 		wh := onlyContainer(t, named[*appsv1.Deployment](t, in, WebhookDeployment))
-		if !slices.Contains(wh.Args, "-v=2") || wh.Args[len(wh.Args)-1] != "--claim-ttl=2m" || !slices.Contains(wh.Env, proxy) {
+		if !slices.Contains(wh.Args, "-v=2") || wh.Args[len(wh.Args)-1] != "--wait-timeout=15m" || !slices.Contains(wh.Env, proxy) {
 			t.Errorf("webhook runs %q with %+v", wh.Args, wh.Env)
 		}
 		b := onlyContainer(t, named[*appsv1.Deployment](t, in, BinderDeployment))

@@ -140,8 +140,9 @@ func TestValidPodsAreMutatedAndReserved(t *testing.T) {
 		if res.Spec.Claim != created.Annotations[api.AnnotationClaim] || res.Spec.PublicIP != created.Annotations[api.AnnotationReservedIP] {
 			t.Fatalf("reservation %+v does not match the pod's annotations %v", res.Spec, created.Annotations)
 		}
-		// The reclaimer ties the reservation to the pod once it exists,
-		// although the pod had no name at admission.
+		// The binder ties the reservation to the pod once it exists,
+		// although the pod had no name at admission, and before the pod
+		// has a node.
 		eventually(t, 30*time.Second, "reservation claimed by the pod", func(ctx context.Context) (bool, string, error) {
 			if err := crClient.Get(ctx, client.ObjectKey{Name: resName}, res); err != nil {
 				return false, "", err

@@ -53,8 +53,7 @@ const (
 func TestMain(m *testing.M) {
 	start := func(ctx context.Context) (*stack.Stack, error) {
 		return stack.Start(ctx, stack.Options{
-			Log:      testLogger(),
-			ClaimTTL: claimTTL,
+			Log: testLogger(),
 			// For make test's check of the generated roles (hack/rbaccheck);
 			// benchmarks run without.
 			Audit: os.Getenv(stack.AuditDirEnv) != "",
@@ -64,7 +63,7 @@ func TestMain(m *testing.M) {
 			// group uses unless asked to.
 			EC2: ec2sim.Options{EIPQuota: accountQuota, Throttle: ec2sim.ThrottleOptions{Scale: throttleScale},
 				PublicIPv4Pools: ec2sim.PublicIPv4Pools{byoipPool: byoipCIDR}, LocalZone: true},
-			Binder: stack.BinderOptions{RateScale: throttleScale, SweepInterval: sweepInterval, OrphanGrace: orphanGrace},
+			Binder: stack.BinderOptions{RateScale: throttleScale, SweepInterval: sweepInterval, OrphanGrace: orphanGrace, ClaimTTL: claimTTL},
 		})
 	}
 	os.Exit(testmain.Run(m, start, func(s *stack.Stack) error {

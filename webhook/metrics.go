@@ -18,12 +18,8 @@ var (
 		Namespace: "kube_eip", Subsystem: "webhook", Name: "workload_decisions_total",
 		Help: "Admission decisions on workloads' pod templates, by kind, operation and result (admitted, warned, denied).",
 	}, []string{"kind", "operation", "result"})
-	reclaimed = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "kube_eip", Subsystem: "webhook", Name: "reservations_reclaimed_total",
-		Help: "Reservations deleted because the pod they were made for never appeared.",
-	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(decisions, workloadDecisions, reservationAttempts, reclaimed)
+	metrics.Registry.MustRegister(decisions, workloadDecisions, reservationAttempts)
 }

@@ -6,8 +6,8 @@ package webhook
 // used). It caches managed pods' metadata, namespaces, pools and the
 // binder's count of the account's addresses (a ConfigMap in kube-eip's own
 // namespace): those are listed and watched, never read one by one. It
-// reserves by creating EIPReservations, reads live the one a pod's
-// annotation names, and its leader reclaims those whose pod never came. It
+// reserves by creating EIPReservations and reads live the one a pod's
+// annotation names; their status, and their deletion, are the binder's. It
 // reads a refused pod's ReplicaSet or Job to find the Deployment or
 // CronJob to tell. Leases, and core events in kube-eip's namespace, are
 // leader election's.
@@ -23,8 +23,7 @@ package webhook
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
 // +kubebuilder:rbac:groups=kube-eip.io,resources=eippools,verbs=list;watch
-// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations/status,verbs=patch
+// +kubebuilder:rbac:groups=kube-eip.io,resources=eipreservations,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get

@@ -46,10 +46,8 @@ type Options struct {
 	Runnables []manager.Runnable
 	// Inject is what goes into pods.
 	Inject InjectConfig
-	// ClaimTTL is how long a reservation waits for its pod.
-	ClaimTTL time.Duration
-	// LeaderElection makes one replica run the reclaimer; every replica
-	// serves admission.
+	// LeaderElection makes one replica run the Runnables; every replica
+	// serves admission. Without Runnables there is nothing to elect for.
 	LeaderElection bool
 	// Namespace is kube-eip's own: its leader election lease, and the
 	// binder's count of the account's addresses (api.AccountConfigMap).
@@ -87,8 +85,8 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// Start brings up the caches, the reclaimer and the HTTPS server; it returns
-// once the port is bound. The server reports ready once the caches synced.
+// Start brings up the caches and the HTTPS server; it returns once the
+// port is bound. The server reports ready once the caches synced.
 func Start(ctx context.Context, opts Options) (*Webhook, error) {
 	if opts.Inject.Image == "" {
 		return nil, errors.New("the image to inject (the kube-eip image running the wait subcommand) is required")
@@ -104,7 +102,7 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 		Logger:                  log,
 		Metrics:                 metricsserver.Options{BindAddress: "0"}, // served by the webhook server
 		HealthProbeBindAddress:  "0",
-		LeaderElection:          opts.LeaderElection,
+		LeaderElection:          opts.LeaderElection && len(opts.Runnables) > 0,
 		LeaderElectionID:        "kube-eip-webhook",
 		LeaderElectionNamespace: opts.Namespace,
 		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
@@ -118,7 +116,7 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 	}
 	// Admission reads these from the cache; make them part of the start
 	// (and of readiness) rather than of the first request.
-	informed := []client.Object{&v1alpha1.EIPPool{}, &corev1.Namespace{}}
+	informed := []client.Object{&v1alpha1.EIPPool{}, &v1alpha1.EIPReservation{}, &corev1.Namespace{}, podMeta()}
 	if opts.Namespace != "" {
 		informed = append(informed, &corev1.ConfigMap{})
 	}
@@ -127,11 +125,6 @@ func Start(ctx context.Context, opts Options) (*Webhook, error) {
 			return nil, fmt.Errorf("preparing the %T informer: %w", obj, err)
 		}
 	}
-	reclaimer := &Reclaimer{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kube-eip-webhook"), ClaimTTL: opts.ClaimTTL}
-	if err := reclaimer.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("setting up the reservation reclaimer: %w", err)
-	}
-
 	for _, r := range opts.Runnables {
 		if err := mgr.Add(r); err != nil {
 			return nil, fmt.Errorf("adding %T to the controller manager: %w", r, err)

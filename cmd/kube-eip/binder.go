@@ -19,6 +19,7 @@ func binderFlags(fs *flag.FlagSet) runFunc {
 	fs.IntVar(&o.Workers, "workers", binder.DefaultWorkers, "concurrent pod reconciles")
 	fs.DurationVar(&o.SweepInterval, "sweep-interval", binder.DefaultSweepInterval, "how often EC2 is compared with the cluster")
 	fs.DurationVar(&o.OrphanGrace, "orphan-grace", binder.DefaultOrphanGrace, "how long an address must be without owner before the sweep releases it")
+	fs.DurationVar(&o.ClaimTTL, "claim-ttl", binder.DefaultClaimTTL, "how long a reservation waits for the pod admission made it for before it is reclaimed")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "let one replica of several do the work")
 	fs.StringVar(&o.Namespace, "namespace", podNamespace(), "kube-eip's own namespace: its leader election lease and the account's address count (default: the pod's)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "address serving /metrics; 0 turns it off")

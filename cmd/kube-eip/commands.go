@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
@@ -98,6 +99,33 @@ func (v *verbosity) Set(s string) error {
 	}
 	*v = verbosity(n)
 	return nil
+}
+
+// deprecated is a flag that a subcommand no longer uses. It is still
+// accepted, so that an upgrade with an old command line starts, and a
+// process given it says where its setting went.
+type deprecated struct {
+	name, moved string
+	value       string
+	set         bool
+}
+
+// deprecatedFlag registers the flag name on fs as one that moved away
+// (moved says where).
+func deprecatedFlag(fs *flag.FlagSet, name, moved string) *deprecated {
+	d := &deprecated{name: name, moved: moved}
+	fs.Func(name, "deprecated and ignored: "+moved, func(s string) error {
+		d.value, d.set = s, true
+		return nil
+	})
+	return d
+}
+
+// warn logs that the flag was given and is ignored.
+func (d *deprecated) warn(log logr.Logger) {
+	if d.set {
+		log.Info("WARNING: --"+d.name+" is deprecated and ignored; "+d.moved, "value", d.value)
+	}
 }
 
 func find(name string) *command {

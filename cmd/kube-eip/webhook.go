@@ -23,8 +23,8 @@ func webhookFlags(fs *flag.FlagSet) runFunc {
 	c.register(fs)
 	fs.StringVar(&o.Inject.Image, "wait-image", "", "kube-eip image injected as the wait init container (required)")
 	fs.DurationVar(&o.Inject.WaitTimeout, "wait-timeout", 0, "how long the injected container waits for the address before failing (default 10m)")
-	fs.DurationVar(&o.ClaimTTL, "claim-ttl", webhook.DefaultClaimTTL, "how long a reservation waits for its pod before it is reclaimed")
-	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "run the reservation reclaimer, and the self-signed certificate's issuer, on one replica only")
+	claimTTL := deprecatedFlag(fs, "claim-ttl", "the binder reclaims reservations now: set kube-eip binder --claim-ttl")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", true, "run the self-signed certificate's issuer on one replica only")
 	fs.StringVar(&o.Namespace, "namespace", podNamespace(), "kube-eip's own namespace: its leader election lease, the account's address count and the self-signed Secret (default: the pod's)")
 	return func(ctx context.Context, _ io.Writer) error {
 		cfg, err := apiConfig()
@@ -32,6 +32,7 @@ func webhookFlags(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		o.Config, o.Log = cfg, logr.FromContextOrDiscard(ctx)
+		claimTTL.warn(o.Log)
 		if o.Certs, o.Runnables, err = c.source(cfg, o.Namespace, o.Log.WithName("certs")); err != nil {
 			return err
 		}

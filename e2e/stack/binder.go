@@ -18,6 +18,9 @@ type BinderOptions struct {
 	// defaults.
 	SweepInterval time.Duration
 	OrphanGrace   time.Duration
+	// ClaimTTL is how long a reservation waits for its pod; zero keeps the
+	// default.
+	ClaimTTL time.Duration
 	// RateScale multiplies AWS's rate limits in the binder's client; set it
 	// to the emulator's throttle scale.
 	RateScale float64

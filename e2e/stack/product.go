@@ -286,9 +286,6 @@ func webhookTuning(o Options) []string {
 	if o.WaitTimeout > 0 {
 		args = append(args, "--wait-timeout="+o.WaitTimeout.String())
 	}
-	if o.ClaimTTL > 0 {
-		args = append(args, "--claim-ttl="+o.ClaimTTL.String())
-	}
 	return args
 }
 
@@ -301,6 +298,9 @@ func binderTuning(o BinderOptions) []string {
 	}
 	if o.OrphanGrace > 0 {
 		args = append(args, "--orphan-grace="+o.OrphanGrace.String())
+	}
+	if o.ClaimTTL > 0 {
+		args = append(args, "--claim-ttl="+o.ClaimTTL.String())
 	}
 	if o.RateScale > 0 {
 		args = append(args, fmt.Sprintf("--ec2-rate-scale=%g", o.RateScale))

@@ -53,15 +53,15 @@ func TestTuningFlags(t *testing.T) {
 	if got := webhookTuning(Options{}); len(got) != 0 {
 		t.Errorf("default webhook tuning %v, want none", got)
 	}
-	got := webhookTuning(Options{WaitTimeout: 2 * time.Minute, ClaimTTL: 10 * time.Second})
-	if want := []string{"--wait-timeout=2m0s", "--claim-ttl=10s"}; !slices.Equal(got, want) {
+	got := webhookTuning(Options{WaitTimeout: 2 * time.Minute})
+	if want := []string{"--wait-timeout=2m0s"}; !slices.Equal(got, want) {
 		t.Errorf("webhook tuning %v, want %v", got, want)
 	}
 	if got := binderTuning(BinderOptions{}); len(got) != 0 {
 		t.Errorf("default binder tuning %v, want none", got)
 	}
-	got = binderTuning(BinderOptions{SweepInterval: time.Second, OrphanGrace: time.Minute, RateScale: 100, Workers: 4, ExtraArgs: []string{"--x=y"}})
-	want := []string{"--sweep-interval=1s", "--orphan-grace=1m0s", "--ec2-rate-scale=100", "--workers=4", "--x=y"}
+	got = binderTuning(BinderOptions{SweepInterval: time.Second, OrphanGrace: time.Minute, ClaimTTL: 10 * time.Second, RateScale: 100, Workers: 4, ExtraArgs: []string{"--x=y"}})
+	want := []string{"--sweep-interval=1s", "--orphan-grace=1m0s", "--claim-ttl=10s", "--ec2-rate-scale=100", "--workers=4", "--x=y"}
 	if !slices.Equal(got, want) {
 		t.Errorf("binder tuning %v, want %v", got, want)
 	}

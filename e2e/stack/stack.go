@@ -59,8 +59,6 @@ type Options struct {
 	KubeEIPBinary string
 	// WaitTimeout is the injected wait container's timeout (default 10m).
 	WaitTimeout time.Duration
-	// ClaimTTL is how long a reservation waits for its pod.
-	ClaimTTL time.Duration
 	// Binder tunes the binder (kube-eip binder), which runs unless
 	// disabled.
 	Binder BinderOptions
