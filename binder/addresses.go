@@ -147,6 +147,15 @@ func (b *Binder) findUncertain(ctx context.Context, pod *corev1.Pod) (Address, b
 	return a, ok, nil
 }
 
+// controllerOf is the pod's controller as a sticky address or reservation
+// records it (api.ControllerTag), "" for none; controllerGone reads it.
+func controllerOf(pod *corev1.Pod) string {
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		return api.ControllerTag(ref.Kind, ref.Name)
+	}
+	return ""
+}
+
 func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request, claim, group string) (Address, error) {
 	tags := map[string]string{
 		api.TagCluster: b.Cluster,
@@ -155,8 +164,8 @@ func (b *Binder) allocate(ctx context.Context, pod *corev1.Pod, req *api.Request
 		api.TagOwner:   ownerTag(pod),
 		api.TagMode:    string(req.Mode),
 	}
-	if ref := metav1.GetControllerOf(pod); ref != nil && req.Mode == api.ModeSticky {
-		tags[api.TagController] = api.ControllerTag(ref.Kind, ref.Name)
+	if c := controllerOf(pod); c != "" && req.Mode == api.ModeSticky {
+		tags[api.TagController] = c
 	}
 	in := &ec2.AllocateAddressInput{
 		Domain:            types.DomainTypeVpc,

@@ -146,13 +146,10 @@ func (b *Binder) releaseOwn(ctx context.Context, addr Address) error {
 	return b.releaseAddress(ctx, fresh[0])
 }
 
-// returnReservation ends a pod's hold on its reservation: a pool address
-// becomes free again, or goes back to AWS if the one pool the address
-// belongs to says Release; a sticky one waits for the next pod of the same
-// name. What the address's own tags say decides, not the pool the pod drew
-// it through: an address two pools select is never released.
+// returnReservation ends a pod's hold on its reservation: a pool one is
+// given back (giveBackReservation); a sticky one waits for the next pod of
+// the same name, recording the pod's controller, which says how long.
 func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation, addr Address, found bool) (disposal, error) {
-	name := res.Name
 	if uid := res.Status.PodUID; uid != "" && uid != string(pod.UID) {
 		return disposal{}, nil // a newer pod holds it now
 	}
@@ -160,11 +157,21 @@ func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1
 		if res.Status.PodUID == "" && res.Status.Phase == v1alpha1.ReservationReserved {
 			return disposal{}, nil
 		}
-		if err := b.keepReservationForName(ctx, pod, res); err != nil {
+		if err := b.keepReservationForName(ctx, pod.Name, res, &v1alpha1.ReservationKeep{Controller: controllerOf(pod)}); err != nil {
 			return disposal{}, err
 		}
 		return keptForName, nil
 	}
+	return b.giveBackReservation(ctx, res, addr, found, "")
+}
+
+// giveBackReservation deletes a reservation whose pod let go for good: its
+// address becomes free in its pool, or goes back to AWS if the one pool
+// the address belongs to says Release. What the address's own tags say
+// decides, not the pool the pod drew it through: an address two pools
+// select is never released. A resourceVersion, if given, must still be the
+// reservation's.
+func (b *Binder) giveBackReservation(ctx context.Context, res *v1alpha1.EIPReservation, addr Address, found bool, resourceVersion string) (disposal, error) {
 	done := disposal{outcome: "returned", says: "Returned to pool " + res.Spec.Pool + ":"}
 	if found {
 		var all v1alpha1.EIPPoolList
@@ -190,9 +197,12 @@ func (b *Binder) returnReservation(ctx context.Context, pod *corev1.Pod, res *v1
 			done.says = fmt.Sprintf("Kept allocated, since pools %s all select it (an address belongs to one pool only):", pools.Names(owners))
 		}
 	}
-	uid := res.UID
-	if err := b.Client.Delete(ctx, res, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-		return disposal{}, fmt.Errorf("returning %s to pool %s: %w", name, res.Spec.Pool, err)
+	pre := client.Preconditions{UID: &res.UID}
+	if resourceVersion != "" {
+		pre.ResourceVersion = &resourceVersion
+	}
+	if err := b.Client.Delete(ctx, res, pre); client.IgnoreNotFound(err) != nil {
+		return disposal{}, fmt.Errorf("returning %s to pool %s: %w", res.Name, res.Spec.Pool, err)
 	}
 	return done, nil
 }

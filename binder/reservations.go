@@ -26,8 +26,9 @@ import (
 //	       → Bound      the address is on that pod (markReservationBound)
 //	then, once the pod is gone, a pool reservation is deleted (release.go)
 //	and a sticky one goes back to Reserved for the next pod of its name
-//	(keepReservationForName). A reservation no pod claims within the claim
-//	TTL is deleted (reclaimed).
+//	(keepReservationForName), until the sweep finds that nothing brings
+//	that name back (sweepKeptReservation). A reservation no pod claims
+//	within the claim TTL is deleted (reclaimed).
 
 // DefaultClaimTTL is how long a reservation waits for its pod. A pod is
 // stored within the API server's request timeout of its admission; longer
@@ -63,9 +64,8 @@ func (r reservationReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	if err := r.Client.Get(ctx, req.NamespacedName, res); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if res.DeletionTimestamp != nil || res.Status.PodUID != "" || res.Status.PodName != "" {
-		// Claimed once: binds and releases move it on from here (a sticky
-		// reservation outlives its pods).
+	if res.DeletionTimestamp != nil || res.Status.PodUID != "" {
+		// Held: binds and releases move it on from here.
 		return reconcile.Result{}, nil
 	}
 	pod, err := r.claimant(ctx, res)
@@ -74,6 +74,11 @@ func (r reservationReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	}
 	if pod != nil {
 		return reconcile.Result{}, r.claimReservation(ctx, res, pod)
+	}
+	if res.Status.PodName != "" {
+		// A sticky reservation kept for its name: no TTL, the sweep
+		// decides when it goes.
+		return reconcile.Result{}, nil
 	}
 	if err := r.setReservationStatus(ctx, res, func(s *v1alpha1.EIPReservationStatus) {
 		s.Phase = v1alpha1.ReservationReserved
@@ -100,19 +105,21 @@ func (r reservationReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 
 // claimant finds the pod the reservation was made for (madeFor: its
 // namespace, its claim and, for sticky, its name). A pod being deleted
-// still claims a sticky reservation, which outlives it anyway, but not a
-// pool one: that reservation goes once the pod is gone.
-func (r reservationReconciler) claimant(ctx context.Context, res *v1alpha1.EIPReservation) (*corev1.Pod, error) {
+// still claims a fresh sticky reservation, whose release then keeps it for
+// the name, but not a pool one, which goes with the pod, nor one already
+// kept for the name: that pod has let it go.
+func (b *Binder) claimant(ctx context.Context, res *v1alpha1.EIPReservation) (*corev1.Pod, error) {
 	if res.Spec.Claim == "" {
 		return nil, nil
 	}
 	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(res.Spec.PodNamespace), client.MatchingFields{indexClaim: res.Spec.Claim}); err != nil {
+	if err := b.Client.List(ctx, &pods, client.InNamespace(res.Spec.PodNamespace), client.MatchingFields{indexClaim: res.Spec.Claim}); err != nil {
 		return nil, fmt.Errorf("looking for the pod of %s: %w", res.Name, err)
 	}
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		if len(madeFor(res, pod)) == 0 && (pod.DeletionTimestamp == nil || res.Spec.Mode == v1alpha1.ReservationModeSticky) {
+		fresh := res.Status.PodName == ""
+		if len(madeFor(res, pod)) == 0 && (pod.DeletionTimestamp == nil || fresh && res.Spec.Mode == v1alpha1.ReservationModeSticky) {
 			return pod, nil
 		}
 	}
@@ -128,7 +135,7 @@ func (b *Binder) claimReservation(ctx context.Context, res *v1alpha1.EIPReservat
 		return nil
 	}
 	err := b.setReservationStatus(ctx, res, func(s *v1alpha1.EIPReservationStatus) {
-		s.PodUID, s.PodName, s.Phase = string(pod.UID), pod.Name, v1alpha1.ReservationClaimed
+		s.PodUID, s.PodName, s.Phase, s.KeptFor = string(pod.UID), pod.Name, v1alpha1.ReservationClaimed, nil
 	})
 	if err != nil {
 		return fmt.Errorf("recording pod %s as the holder of reservation %s: %w", pod.Name, res.Name, err)
@@ -155,17 +162,18 @@ func (b *Binder) markReservationBound(ctx context.Context, pod *corev1.Pod, res 
 	return nil
 }
 
-// keepReservationForName ends pod's hold on its sticky reservation, which
-// waits, Reserved, for the next pod of the same name.
-func (b *Binder) keepReservationForName(ctx context.Context, pod *corev1.Pod, res *v1alpha1.EIPReservation) error {
+// keepReservationForName ends the hold of the pod named podName on its
+// sticky reservation, which waits, Reserved, for the next pod of the same
+// name, for as long as kept says (nil: until a person decides).
+func (b *Binder) keepReservationForName(ctx context.Context, podName string, res *v1alpha1.EIPReservation, kept *v1alpha1.ReservationKeep) error {
 	err := b.setReservationStatus(ctx, res, func(s *v1alpha1.EIPReservationStatus) {
-		s.PodUID, s.Phase = "", v1alpha1.ReservationReserved
+		s.PodUID, s.Phase, s.KeptFor = "", v1alpha1.ReservationReserved, kept
 		if s.PodName == "" {
-			s.PodName = pod.Name
+			s.PodName = podName
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("keeping reservation %s for %s: %w", res.Name, owner(pod), client.IgnoreNotFound(err))
+		return fmt.Errorf("keeping reservation %s for %s: %w", res.Name, res.Spec.StickyOwner, client.IgnoreNotFound(err))
 	}
 	return nil
 }

@@ -2,11 +2,14 @@ package binder
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-eip/kube-eip/api"
@@ -188,6 +191,16 @@ func TestReservationStatusFollowsItsPodThroughBindAndRelease(t *testing.T) {
 			if after == nil || after.Status.Phase != v1alpha1.ReservationReserved || after.Status.PodUID != "" || after.Status.PodName != pod.Name {
 				t.Fatalf("a sticky reservation after its pod: %+v, want Reserved for %s", after, pod.Name)
 			}
+			// A pod of the name still terminating has let it go: it does
+			// not take it back.
+			terminating := poolPod(pod.Name, "10.0.1.11", "shared", allocID, mode)
+			terminating.UID = "uid-terminating"
+			e.create(terminating)
+			e.delete(terminating.Name)
+			e.reconcileReservation(allocID)
+			if r := e.reservation(allocID); r.Status.PodUID != "" || r.Status.KeptFor == nil {
+				t.Fatalf("a terminating pod took the kept reservation: %+v", r.Status)
+			}
 			// Kept for the name, it is no orphan for the TTL to reclaim.
 			e.clock.Step(2 * DefaultClaimTTL)
 			e.reconcileReservation(allocID)
@@ -195,5 +208,133 @@ func TestReservationStatusFollowsItsPodThroughBindAndRelease(t *testing.T) {
 				t.Error("the claim TTL reclaimed a sticky reservation kept for its name")
 			}
 		})
+	}
+}
+
+// A sticky reservation kept for its name waits only while something can
+// bring that name back (controllerGone, the rule sticky addresses follow);
+// then its address is free in its pool again, or released under Release.
+func TestAKeptStickyReservationGoesOnceNothingBringsItsNameBack(t *testing.T) {
+	statefulSet := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "db"}}
+	ownedBy := func(kind, name string) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: "uid-" + types.UID(name), Controller: ptr.To(true)}}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		owner func(*corev1.Pod)
+		// kept: what the reservation records; waits: whether it is still
+		// there after the grace, with the StatefulSet in place.
+		kept  string
+		waits bool
+		// deleteStatefulSet, then the reservation must go after the grace.
+		deleteStatefulSet bool
+		policy            v1alpha1.ReleasePolicy
+	}{
+		{name: "a StatefulSet's, while it exists", owner: ownedBy("StatefulSet", "db"), kept: "StatefulSet/db", waits: true},
+		{name: "a StatefulSet's, once it is deleted", owner: ownedBy("StatefulSet", "db"), kept: "StatefulSet/db", waits: true, deleteStatefulSet: true},
+		{name: "a StatefulSet's, once it is deleted, from a pool that releases", owner: ownedBy("StatefulSet", "db"), kept: "StatefulSet/db", waits: true,
+			deleteStatefulSet: true, policy: v1alpha1.ReleasePolicyRelease},
+		{name: "a ReplicaSet's", owner: ownedBy("ReplicaSet", "db-7d9c"), kept: "ReplicaSet/db-7d9c"},
+		{name: "a pod without a controller", owner: func(*corev1.Pod) {}, kept: ""},
+		{name: "an operator's", owner: ownedBy("GameServer", "db"), kept: "GameServer/db", waits: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			policy := tc.policy
+			if policy == "" {
+				policy = v1alpha1.ReleasePolicyRetain
+			}
+			e := newEnv(t, eipPool("shared", payments, policy), statefulSet)
+			e.start()
+			pod, allocID, _ := e.reservedPod("db-0", "10.0.1.11", "shared", api.ModeSticky)
+			tc.owner(pod)
+			e.bind(pod)
+			e.delete(pod.Name)
+			e.mustReconcile(pod.Name)
+			res := e.reservation(allocID)
+			if res == nil || res.Status.KeptFor == nil || res.Status.KeptFor.Controller != tc.kept {
+				t.Fatalf("kept reservation %+v, want it kept for %q", res, tc.kept)
+			}
+			e.events()
+
+			e.sweep()
+			e.clock.Step(testGrace + time.Second)
+			e.sweep()
+			if got := e.reservation(allocID) != nil; got != tc.waits {
+				t.Fatalf("after the grace the reservation is there: %v, want %v", got, tc.waits)
+			}
+			if !tc.waits {
+				wantEvent(t, e.events(), "Normal "+api.EventReleased)
+			}
+			if !tc.deleteStatefulSet {
+				if !e.addressExists(allocID) {
+					t.Error("the address is gone; a Retain pool keeps it")
+				}
+				return
+			}
+
+			if err := e.client.Delete(e.ctx, statefulSet.DeepCopy()); err != nil {
+				t.Fatal(err)
+			}
+			e.sweep()
+			if e.reservation(allocID) == nil {
+				t.Fatal("the reservation went without the grace once its StatefulSet was deleted")
+			}
+			e.clock.Step(testGrace + time.Second)
+			e.sweep()
+			if e.reservation(allocID) != nil {
+				t.Fatal("the reservation of a deleted StatefulSet's pod outlived the grace")
+			}
+			wantEvent(t, e.events(), "Normal "+api.EventReleased)
+			if got, want := e.addressExists(allocID), policy != v1alpha1.ReleasePolicyRelease; got != want {
+				t.Errorf("the address exists: %v, want %v under %s", got, want, policy)
+			}
+		})
+	}
+}
+
+// A pod of the name that comes back takes the kept reservation, even when
+// its StatefulSet is gone by the time of the sweep; and one kept by an
+// earlier version, which recorded nothing of the controller, waits.
+func TestAKeptStickyReservationStaysForAPodOfItsNameAndWhenItsControllerIsUnknown(t *testing.T) {
+	e := newEnv(t, eipPool("shared", payments, v1alpha1.ReleasePolicyRetain))
+	e.start()
+	pod, allocID, _ := e.reservedPod("db-0", "10.0.1.11", "shared", api.ModeSticky)
+	e.bind(pod)
+	e.delete(pod.Name)
+	e.mustReconcile(pod.Name)
+	if res := e.reservation(allocID); res == nil || res.Status.KeptFor == nil {
+		t.Fatalf("kept reservation %+v, want a record of the pod's controller (none)", res)
+	}
+	// The next pod of the name, as admission makes it from the reservation.
+	next := poolPod("db-0", "10.0.1.12", "shared", allocID, api.ModeSticky)
+	next.UID = "uid-db-0-again"
+	e.create(next)
+	e.sweep()
+	e.clock.Step(testGrace + time.Second)
+	e.sweep()
+	res := e.reservation(allocID)
+	if res == nil {
+		t.Fatal("the sweep deleted a kept reservation whose next pod is here")
+	}
+	e.reconcileReservation(allocID)
+	if res = e.reservation(allocID); res.Status.PodUID != string(next.UID) || res.Status.KeptFor != nil || res.Status.Phase != v1alpha1.ReservationClaimed {
+		t.Fatalf("after the next pod came: %+v, want it Claimed by that pod and no longer kept", res.Status)
+	}
+
+	// Kept with no record of the controller, as an earlier binder did.
+	e.delete(next.Name)
+	e.mustReconcile(next.Name)
+	res = e.reservation(allocID)
+	res.Status.KeptFor = nil
+	if err := e.client.Status().Update(e.ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	e.sweep()
+	e.clock.Step(testGrace + time.Second)
+	e.sweep()
+	if e.reservation(allocID) == nil {
+		t.Error("a reservation kept without a record of its controller was deleted; it waits for a person")
 	}
 }

@@ -247,7 +247,8 @@ func (b *Binder) sweepAddress(ctx context.Context, a Address, ix podIndex, res *
 			b.clearOrphan(a.AllocationID)
 			return nil
 		}
-		gone, err := b.controllerGone(ctx, a)
+		ns, _, _ := strings.Cut(a.Tags[api.TagOwner], "/")
+		gone, err := b.controllerGone(ctx, ns, a.Tags[api.TagController])
 		if err != nil {
 			return err
 		}
@@ -316,7 +317,10 @@ func (b *Binder) sweepBoundPods(ix podIndex) error {
 // its finalizer running (force-deleted, the finalizer removed by hand).
 func (b *Binder) sweepReservation(ctx context.Context, res *v1alpha1.EIPReservation, ix podIndex) error {
 	key := "reservation/" + res.Name
-	if res.Status.PodUID == "" || ix.byUID[res.Status.PodUID] != nil {
+	switch {
+	case res.Status.PodUID == "" && res.Status.KeptFor != nil:
+		return b.sweepKeptReservation(ctx, res, key)
+	case res.Status.PodUID == "" || ix.byUID[res.Status.PodUID] != nil:
 		b.clearOrphan(key)
 		return nil
 	}
@@ -334,7 +338,15 @@ func (b *Binder) sweepReservation(ctx context.Context, res *v1alpha1.EIPReservat
 		}
 		addr.AssociationID, addr.ENI, addr.PrivateIP = "", "", ""
 	}
-	if _, err := b.returnReservation(ctx, pod, res, addr, found); err != nil {
+	var err error
+	if res.Spec.Mode == v1alpha1.ReservationModeSticky {
+		// The vanished pod's controller is not known: the reservation
+		// waits for its name until a person decides.
+		err = b.keepReservationForName(ctx, res.Status.PodName, res, nil)
+	} else {
+		_, err = b.returnReservation(ctx, pod, res, addr, found)
+	}
+	if err != nil {
 		return err
 	}
 	sweepOrphans.WithLabelValues("reservation_freed").Inc()
@@ -342,8 +354,44 @@ func (b *Binder) sweepReservation(ctx context.Context, res *v1alpha1.EIPReservat
 	return nil
 }
 
-// controllerGone tells whether a sticky address whose pod is gone has
-// anything left to wait for. A sticky address is kept for its pod's name,
+// sweepKeptReservation gives back a sticky reservation kept for a name
+// that nothing brings back (controllerGone), once that has held for the
+// orphan grace and no pod of its claim has come meanwhile: its address
+// goes as a pool reservation's does.
+func (b *Binder) sweepKeptReservation(ctx context.Context, res *v1alpha1.EIPReservation, key string) error {
+	gone, err := b.controllerGone(ctx, res.Spec.PodNamespace, res.Status.KeptFor.Controller)
+	if err != nil {
+		return err
+	}
+	if !gone {
+		b.clearOrphan(key)
+		return nil
+	}
+	if b.orphanAge(key) < b.OrphanGrace {
+		return nil
+	}
+	if pod, err := b.claimant(ctx, res); err != nil || pod != nil {
+		return err // a pod of its name is here: the reservation controller claims it
+	}
+	addr, found := b.inv.get(res.Spec.AllocationID)
+	done, err := b.giveBackReservation(ctx, res, addr, found, res.ResourceVersion)
+	if err != nil {
+		return err
+	}
+	why := "pod " + res.Spec.StickyOwner + " had no controller, so nothing brings its name back"
+	if c := res.Status.KeptFor.Controller; c != "" {
+		why = "nothing brings pod " + res.Spec.StickyOwner + " back under its name (its controller was " + c + ")"
+	}
+	b.Recorder.Eventf(res, nil, corev1.EventTypeNormal, api.EventReleased, "Release", "%s %s (%s): %s", done.says, res.Spec.PublicIP, res.Spec.AllocationID, why)
+	sweepOrphans.WithLabelValues("sticky_reservation_freed").Inc()
+	b.clearOrphan(key)
+	return nil
+}
+
+// controllerGone tells whether a sticky address or reservation whose pod is
+// gone has anything left to wait for; ref is the pod's controller as
+// api.ControllerTag wrote it ("" for none), ns its namespace. A sticky
+// address is kept for its pod's name,
 // and of the built-in controllers only a StatefulSet brings a pod back
 // under the name it had: the address waits while the StatefulSet exists.
 // ReplicaSets, DaemonSets and Jobs name each new pod afresh, so an address
@@ -352,9 +400,7 @@ func (b *Binder) sweepReservation(ctx context.Context, res *v1alpha1.EIPReservat
 // it) cannot have made the pod either: its pods' labels, which carry its
 // name, would be too long to create. Controllers of other kinds (an
 // operator's) are trusted to come back: a person decides.
-func (b *Binder) controllerGone(ctx context.Context, a Address) (bool, error) {
-	ref := a.Tags[api.TagController]
-	ns, _, _ := strings.Cut(a.Tags[api.TagOwner], "/")
+func (b *Binder) controllerGone(ctx context.Context, ns, ref string) (bool, error) {
 	kind, name, ok := strings.Cut(ref, "/")
 	switch {
 	case !ok, kind == "ReplicaSet", kind == "DaemonSet", kind == "Job":

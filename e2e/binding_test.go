@@ -96,6 +96,58 @@ func TestStickyPodGetsItsAddressBack(t *testing.T) {
 	})
 }
 
+// A sticky address drawn from a pool waits for its name while the
+// StatefulSet exists, and is free in the pool again once the StatefulSet
+// is deleted: the next workload gets it.
+func TestAStickyPoolAddressGoesBackToItsPoolWithItsStatefulSet(t *testing.T) {
+	ns := newEIPNamespace(t, map[string]string{"tenant": "sticky-pool"})
+	ctx := t.Context()
+	poolName := newPool(t, ns, "voice", map[string]string{"tenant": "sticky-pool"}, 1)
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "voice"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To[int32](1),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "voice"}},
+			Template: eipPodTemplate("voice", map[string]string{api.AnnotationMode: "sticky", api.AnnotationPool: poolName}),
+		},
+	}
+	if _, err := kube.AppsV1().StatefulSets(ns).Create(ctx, sts, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating statefulset: %v", err)
+	}
+	first := waitBound(t, ns, "app=voice", 1)[0]
+	allocID := first.Annotations[api.AnnotationAllocationID]
+	scaleStatefulSet(t, ns, "voice", 0)
+	eventually(t, time.Minute, "voice-0 gone, its reservation kept for its StatefulSet", func(ctx context.Context) (bool, string, error) {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=voice"})
+		if err != nil {
+			return false, "", err
+		}
+		res := &v1alpha1.EIPReservation{}
+		if err := crClient.Get(ctx, client.ObjectKey{Name: allocID}, res); err != nil {
+			return false, "", err
+		}
+		kept := res.Status.KeptFor != nil && res.Status.KeptFor.Controller == "StatefulSet/voice"
+		return len(pods.Items) == 0 && kept && res.Status.Phase == v1alpha1.ReservationReserved, fmt.Sprintf("%d pods, reservation %+v", len(pods.Items), res.Status), nil
+	})
+	// Kept through sweeps while the StatefulSet is there.
+	afterSweeps(t, 2)
+	if err := crClient.Get(ctx, client.ObjectKey{Name: allocID}, &v1alpha1.EIPReservation{}); err != nil {
+		t.Fatalf("the reservation of a scaled-down StatefulSet: %v", err)
+	}
+
+	if err := kube.AppsV1().StatefulSets(ns).Delete(ctx, "voice", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPoolStatus(t, poolName, "free=1 reserved=0", func(st v1alpha1.EIPPoolStatus) bool { return st.Free == 1 && st.Reserved == 0 && st.Bound == 0 })
+	next := eipDeployment("after", 1, map[string]string{api.AnnotationMode: "pool", api.AnnotationPool: poolName})
+	if _, err := kube.AppsV1().Deployments(ns).Create(ctx, next, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitBound(t, ns, "app=after", 1)[0].Annotations[api.AnnotationAllocationID]; got != allocID {
+		t.Errorf("the next pod got %s, want the pool's one address %s", got, allocID)
+	}
+}
+
 // Pool pods take addresses of their EIPPool and give them back: the
 // addresses stay allocated, free for the next pods.
 func TestPoolAddressesGoBackToThePool(t *testing.T) {

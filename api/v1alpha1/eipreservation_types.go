@@ -57,7 +57,8 @@ const (
 	ReservationReleasing ReservationPhase = "Releasing"
 )
 
-// EIPReservationStatus tracks the reservation's pod.
+// EIPReservationStatus tracks the reservation's pod. The binder alone
+// writes it.
 type EIPReservationStatus struct {
 	// Phase is Reserved until the pod appears, then Claimed, Bound, and
 	// Releasing once the pod is gone.
@@ -74,11 +75,30 @@ type EIPReservationStatus struct {
 	// to undo or move.
 	// +optional
 	AssociationID string `json:"associationID,omitempty"`
+	// KeptFor is set while a sticky reservation waits for the next pod of
+	// its name, and says how long it waits. Absent on one kept by an
+	// earlier version, or for a pod removed without its finalizer: that
+	// waits until a person deletes it.
+	// +optional
+	KeptFor *ReservationKeep `json:"keptFor,omitempty"`
 	// Conditions of the reservation.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ReservationKeep is why a sticky reservation waits for a pod of its name.
+type ReservationKeep struct {
+	// Controller is the controller of the pod that last held it
+	// ("<Kind>/<name>", shortened as the kube-eip.io/controller tag is),
+	// empty for a pod without one. Only a StatefulSet brings a pod back
+	// under its name: the reservation waits while it exists. One of a
+	// ReplicaSet, DaemonSet or Job, or of no controller, is deleted after
+	// the orphan grace; one of another kind (an operator's) waits for a
+	// person.
+	// +optional
+	Controller string `json:"controller,omitempty"`
 }
 
 // EIPReservation holds one Elastic IP of a pool for one pod. Its name is the
