@@ -41,8 +41,19 @@ image: ## build the OCI image without a container engine: bin/image/oci (OCI lay
 		-version $(VERSION) -revision $(REVISION) -created-unix $(SOURCE_DATE_EPOCH)
 
 .PHONY: tools
-tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager), kubectl, Helm 3 and 4 and the cert-manager harness into bin/
-	bash hack/build-tools.sh
+# The cert-manager harness and controller-gen share no package with the
+# control plane (other Kubernetes versions), so they build beside it at the
+# lowest CPU priority, on what its module downloads and its links leave
+# idle; their output follows.
+tools: ## build the pinned control plane (etcd, kube-apiserver, scheduler, controller manager), kubectl, Helm 3 and 4, the cert-manager harness and controller-gen into bin/
+	mkdir -p $(BIN)
+	nice -n 19 $(MAKE) --no-print-directory cert-manager-harness $(CONTROLLER_GEN) >$(BIN)/tools-beside.log 2>&1 & beside=$$!; built=0; \
+	bash hack/build-tools.sh || built=$$?; \
+	wait $$beside || { cat $(BIN)/tools-beside.log; echo "building the cert-manager harness or controller-gen failed (above)"; exit 1; }; \
+	cat $(BIN)/tools-beside.log; exit $$built
+
+.PHONY: cert-manager-harness
+cert-manager-harness: ## build the cert-manager harness into bin/
 	bash hack/build-certmanager.sh
 
 # bin/helm and bin/helm3 point at the versions e2e/tools pins; the tests
