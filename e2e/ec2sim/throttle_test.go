@@ -2,8 +2,11 @@ package ec2sim
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,13 +59,23 @@ var (
 // from any other answer.
 func throttled(t *testing.T, err error) bool {
 	t.Helper()
+	is, werr := throttleOf(err)
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	return is
+}
+
+// throttleOf reports whether err is EC2's throttling answer, and an error
+// if that answer came with the wrong HTTP status.
+func throttleOf(err error) (bool, error) {
 	if errorCode(err) != "RequestLimitExceeded" {
-		return false
+		return false, nil
 	}
 	if s := httpStatus(err); s != http.StatusServiceUnavailable {
-		t.Fatalf("RequestLimitExceeded with HTTP %d, want 503", s)
+		return true, fmt.Errorf("RequestLimitExceeded with HTTP %d, want 503", s)
 	}
-	return true
+	return true, nil
 }
 
 // untilThrottled counts the calls that pass before the first throttled one.
@@ -148,16 +161,41 @@ func measureBucket(t *testing.T, ctx context.Context, c *ec2.Client, p probe, wa
 	start := time.Now()
 	passed := 1 + untilThrottled(t, ctx, c, p, 100_000)
 	drained := time.Now()
-	// Poll on a short tick: precise enough (a token every 20 ms at the
-	// fastest rate measured here) without spinning the CPU.
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	var got []time.Time
-	for deadline := drained.Add(watch); time.Now().Before(deadline); <-tick.C {
-		if !throttled(t, p(ctx, c)) {
-			got = append(got, time.Now())
-		}
+	// Several callers, each on a short tick: one caller alone cannot keep
+	// up with 200 tokens a second on a loaded machine, and would measure
+	// its own speed (and, through it, too large a burst).
+	// Their connections are closed after, so that none, dialed but never
+	// used, holds up the emulator's shutdown.
+	const callers = 4
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer hc.CloseIdleConnections()
+	wc := ec2.New(c.Options(), func(o *ec2.Options) { o.HTTPClient = hc })
+	var (
+		mu  sync.Mutex
+		got []time.Time
+		wg  sync.WaitGroup
+	)
+	deadline := drained.Add(watch)
+	for range callers {
+		wg.Go(func() {
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for ; time.Now().Before(deadline); <-tick.C {
+				is, err := throttleOf(p(ctx, wc))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !is {
+					mu.Lock()
+					got = append(got, time.Now())
+					mu.Unlock()
+				}
+			}
+		})
 	}
+	wg.Wait()
+	slices.SortFunc(got, time.Time.Compare)
 	if len(got) < 3 {
 		t.Fatalf("only %d tokens came back in %v", len(got), watch)
 	}
