@@ -21,7 +21,7 @@ import (
 // from then on the binder alone writes its status and deletes it, all
 // through this file:
 //
-//	(made) → Reserved   no pod carries its claim yet (claimReservations)
+//	(made) → Reserved   no pod carries its claim yet (Reconcile)
 //	       → Claimed    the pod it was made for exists (claimReservation)
 //	       → Bound      the address is on that pod (markReservationBound)
 //	then, once the pod is gone, a pool reservation is deleted (release.go)
@@ -116,9 +116,9 @@ func (b *Binder) claimant(ctx context.Context, res *v1alpha1.EIPReservation) (*c
 	if err := b.Client.List(ctx, &pods, client.InNamespace(res.Spec.PodNamespace), client.MatchingFields{indexClaim: res.Spec.Claim}); err != nil {
 		return nil, fmt.Errorf("looking for the pod of %s: %w", res.Name, err)
 	}
+	fresh := res.Status.PodName == ""
 	for i := range pods.Items {
 		pod := &pods.Items[i]
-		fresh := res.Status.PodName == ""
 		if len(madeFor(res, pod)) == 0 && (pod.DeletionTimestamp == nil || fresh && res.Spec.Mode == v1alpha1.ReservationModeSticky) {
 			return pod, nil
 		}
